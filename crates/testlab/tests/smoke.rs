@@ -1,0 +1,189 @@
+//! Smoke tests proving the lab is made of real servers: LDAPS with a verified CA (and a
+//! refused handshake without it), an encrypted SMB 3 session to the standalone host, a
+//! PostgreSQL round trip. With `CI` set, a missing lab fails these tests.
+
+use std::time::Duration;
+
+use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use secrecy::ExposeSecret;
+
+fn tls_with_lab_ca(ad: &credwheel_testlab::AdLab) -> native_tls::TlsConnector {
+    let pem = std::fs::read(&ad.ca_pem).expect("read the lab CA");
+    let ca = native_tls::Certificate::from_pem(&pem).expect("parse the lab CA");
+    native_tls::TlsConnector::builder()
+        .add_root_certificate(ca)
+        .build()
+        .expect("TLS connector")
+}
+
+#[tokio::test]
+async fn ldaps_bind_verifies_the_lab_ca() {
+    let Some(ad) = credwheel_testlab::ad() else { return };
+    let settings = LdapConnSettings::new()
+        .set_conn_timeout(Duration::from_secs(10))
+        .set_connector(tls_with_lab_ca(&ad));
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &ad.url)
+        .await
+        .expect("LDAPS connection with the lab CA");
+    ldap3::drive!(conn);
+    let res = ldap
+        .simple_bind(&ad.admin_dn, ad.admin_password.expose_secret())
+        .await
+        .expect("bind request");
+    assert_eq!(res.rc, 0, "Administrator bind: {}", res.text);
+
+    // The seeded service accounts really exist in the service OU.
+    let (entries, _) = ldap
+        .search(
+            &ad.service_ou,
+            Scope::OneLevel,
+            "(objectClass=user)",
+            vec!["sAMAccountName"],
+        )
+        .await
+        .expect("search")
+        .success()
+        .expect("search result");
+    let names: Vec<String> = entries
+        .into_iter()
+        .filter_map(|e| {
+            SearchEntry::construct(e)
+                .attrs
+                .get("sAMAccountName")
+                .and_then(|v| v.first().cloned())
+        })
+        .collect();
+    for account in ad.accounts.iter().chain([&ad.escaped_sam]) {
+        assert!(names.contains(account), "{account} missing from {names:?}");
+    }
+
+    // A wrong password is refused (rc 49, invalidCredentials).
+    let res = ldap
+        .simple_bind(&ad.admin_dn, "not-the-password")
+        .await
+        .expect("bind request");
+    assert_eq!(res.rc, 49);
+    ldap.unbind().await.expect("unbind");
+}
+
+#[tokio::test]
+async fn ldaps_without_the_lab_ca_is_refused() {
+    let Some(ad) = credwheel_testlab::ad() else { return };
+    // The system trust store does not know the lab CA: the handshake must fail.
+    let settings = LdapConnSettings::new().set_conn_timeout(Duration::from_secs(10));
+    let err = match LdapConnAsync::with_settings(settings, &ad.url).await {
+        Ok(_) => panic!("TLS to the lab DC succeeded without trusting the lab CA"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("certificate verify failed") || err.contains("certificate"),
+        "unexpected error: {err}"
+    );
+}
+
+#[tokio::test]
+async fn starttls_verifies_and_plain_ldap_bind_is_refused() {
+    let Some(ad) = credwheel_testlab::ad() else { return };
+    // StartTLS on 389 with the lab CA, addressed by name: the SAN covers localhost.
+    let url = ad.starttls_url.replace("127.0.0.1", "localhost");
+    let settings = LdapConnSettings::new()
+        .set_conn_timeout(Duration::from_secs(10))
+        .set_starttls(true)
+        .set_connector(tls_with_lab_ca(&ad));
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &url)
+        .await
+        .expect("StartTLS with the lab CA");
+    ldap3::drive!(conn);
+    let res = ldap
+        .simple_bind(&ad.admin_dn, ad.admin_password.expose_secret())
+        .await
+        .expect("bind request");
+    assert_eq!(res.rc, 0, "bind over StartTLS: {}", res.text);
+    ldap.unbind().await.expect("unbind");
+
+    // Without TLS, the DC refuses simple binds (rc 8, strongerAuthRequired).
+    let (conn, mut ldap) = LdapConnAsync::new(&ad.starttls_url)
+        .await
+        .expect("plain LDAP connection");
+    ldap3::drive!(conn);
+    let res = ldap
+        .simple_bind(&ad.admin_dn, ad.admin_password.expose_secret())
+        .await
+        .expect("bind request");
+    assert_eq!(res.rc, 8, "plain bind: {}", res.text);
+}
+
+fn smb_config(lab: &credwheel_testlab::SamLab) -> smb::ClientConfig {
+    let mut config = smb::ClientConfig::default();
+    config.dfs = false;
+    config.connection.port = Some(lab.port);
+    config.connection.min_dialect = Some(smb::Dialect::Smb0311);
+    config.connection.max_dialect = Some(smb::Dialect::Smb0311);
+    config.connection.encryption_mode = smb::connection::EncryptionMode::Required;
+    config.connection.smb2_only_negotiate = true;
+    config.connection.auth_methods.ntlm = true;
+    config.connection.auth_methods.kerberos = false;
+    config
+}
+
+#[tokio::test]
+async fn smb3_encrypted_session_to_the_standalone_host() {
+    let Some(lab) = credwheel_testlab::sam() else { return };
+    let client = smb::Client::new(smb_config(&lab));
+    client
+        .ipc_connect(
+            &lab.host,
+            &lab.admin,
+            lab.admin_password.expose_secret().to_owned(),
+        )
+        .await
+        .expect("encrypted SMB 3 session as the host's admin");
+    let conn = client
+        .get_connection(&lab.host)
+        .await
+        .expect("the connection");
+    let info = conn.conn_info().expect("negotiated connection");
+    assert_eq!(info.negotiation.dialect_rev, smb::Dialect::Smb0311);
+    assert!(
+        info.negotiation.encryption_cipher.is_some(),
+        "no encryption cipher negotiated"
+    );
+    // The named pipe that SAMR runs over opens.
+    let pipe = client.open_pipe(&lab.host, "samr").await.expect("samr pipe");
+    drop(pipe);
+    client.close().await.expect("close");
+
+    // A wrong password is refused.
+    let client = smb::Client::new(smb_config(&lab));
+    let res = client
+        .ipc_connect(&lab.host, &lab.admin, "not-the-password".to_owned())
+        .await;
+    assert!(res.is_err(), "logon with a wrong password succeeded");
+}
+
+#[tokio::test]
+async fn postgres_round_trip() {
+    let Some(pg) = credwheel_testlab::pg() else { return };
+    let (client, conn) = tokio_postgres::connect(pg.url.expose_secret(), tokio_postgres::NoTls)
+        .await
+        .expect("connect to the lab PostgreSQL");
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "CREATE TEMP TABLE smoke (id int PRIMARY KEY, v text NOT NULL);
+             INSERT INTO smoke VALUES (1, 'credwheel');",
+        )
+        .await
+        .expect("create and insert");
+    let row = client
+        .query_one("SELECT v FROM smoke WHERE id = $1", &[&1i32])
+        .await
+        .expect("select");
+    assert_eq!(row.get::<_, String>(0), "credwheel");
+    let sync: String = client
+        .query_one("SHOW synchronous_commit", &[])
+        .await
+        .expect("show")
+        .get(0);
+    assert_eq!(sync, "on", "the lab must commit durably");
+}
