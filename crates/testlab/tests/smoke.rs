@@ -18,7 +18,9 @@ fn tls_with_lab_ca(ad: &credwheel_testlab::AdLab) -> native_tls::TlsConnector {
 
 #[tokio::test]
 async fn ldaps_bind_verifies_the_lab_ca() {
-    let Some(ad) = credwheel_testlab::ad() else { return };
+    let Some(ad) = credwheel_testlab::ad() else {
+        return;
+    };
     let settings = LdapConnSettings::new()
         .set_conn_timeout(Duration::from_secs(10))
         .set_connector(tls_with_lab_ca(&ad));
@@ -68,7 +70,9 @@ async fn ldaps_bind_verifies_the_lab_ca() {
 
 #[tokio::test]
 async fn ldaps_without_the_lab_ca_is_refused() {
-    let Some(ad) = credwheel_testlab::ad() else { return };
+    let Some(ad) = credwheel_testlab::ad() else {
+        return;
+    };
     // The system trust store does not know the lab CA: the handshake must fail.
     let settings = LdapConnSettings::new().set_conn_timeout(Duration::from_secs(10));
     let err = match LdapConnAsync::with_settings(settings, &ad.url).await {
@@ -83,7 +87,9 @@ async fn ldaps_without_the_lab_ca_is_refused() {
 
 #[tokio::test]
 async fn starttls_verifies_and_plain_ldap_bind_is_refused() {
-    let Some(ad) = credwheel_testlab::ad() else { return };
+    let Some(ad) = credwheel_testlab::ad() else {
+        return;
+    };
     // StartTLS on 389 with the lab CA, addressed by name: the SAN covers localhost.
     let url = ad.starttls_url.replace("127.0.0.1", "localhost");
     let settings = LdapConnSettings::new()
@@ -128,7 +134,9 @@ fn smb_config(lab: &credwheel_testlab::SamLab) -> smb::ClientConfig {
 
 #[tokio::test]
 async fn smb3_encrypted_session_to_the_standalone_host() {
-    let Some(lab) = credwheel_testlab::sam() else { return };
+    let Some(lab) = credwheel_testlab::sam() else {
+        return;
+    };
     let client = smb::Client::new(smb_config(&lab));
     client
         .ipc_connect(
@@ -149,7 +157,10 @@ async fn smb3_encrypted_session_to_the_standalone_host() {
         "no encryption cipher negotiated"
     );
     // The named pipe that SAMR runs over opens.
-    let pipe = client.open_pipe(&lab.host, "samr").await.expect("samr pipe");
+    let pipe = client
+        .open_pipe(&lab.host, "samr")
+        .await
+        .expect("samr pipe");
     drop(pipe);
     client.close().await.expect("close");
 
@@ -163,7 +174,9 @@ async fn smb3_encrypted_session_to_the_standalone_host() {
 
 #[tokio::test]
 async fn postgres_round_trip() {
-    let Some(pg) = credwheel_testlab::pg() else { return };
+    let Some(pg) = credwheel_testlab::pg() else {
+        return;
+    };
     let (client, conn) = tokio_postgres::connect(pg.url.expose_secret(), tokio_postgres::NoTls)
         .await
         .expect("connect to the lab PostgreSQL");
@@ -186,4 +199,47 @@ async fn postgres_round_trip() {
         .expect("show")
         .get(0);
     assert_eq!(sync, "on", "the lab must commit durably");
+}
+
+/// Run by `missing_lab_fails_under_ci` in a child process with the lab variables removed.
+#[test]
+#[ignore = "run only as a child process of missing_lab_fails_under_ci"]
+fn probe_missing_lab() {
+    let _ = credwheel_testlab::ad();
+    let _ = credwheel_testlab::sam();
+    let _ = credwheel_testlab::pg();
+}
+
+fn run_probe(ci: Option<&str>) -> std::process::Output {
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args(["--exact", "probe_missing_lab", "--ignored", "--nocapture"]);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CREDWHEEL_") || k == "CI" {
+            cmd.env_remove(k);
+        }
+    }
+    if let Some(ci) = ci {
+        cmd.env("CI", ci);
+    }
+    cmd.output().expect("run the probe")
+}
+
+#[test]
+fn missing_lab_fails_under_ci_and_skips_otherwise() {
+    let under_ci = run_probe(Some("true"));
+    assert!(!under_ci.status.success(), "a missing lab passed under CI");
+    let out = String::from_utf8_lossy(&under_ci.stdout).into_owned()
+        + &String::from_utf8_lossy(&under_ci.stderr);
+    assert!(
+        out.contains("CI is set, so a missing lab is a failure"),
+        "{out}"
+    );
+
+    let outside = run_probe(None);
+    assert!(
+        outside.status.success(),
+        "outside CI a missing lab must skip"
+    );
+    let err = String::from_utf8_lossy(&outside.stderr);
+    assert!(err.contains("skipping: lab AD DC not configured"), "{err}");
 }

@@ -82,7 +82,10 @@ async fn sam(lab: &credwheel_testlab::SamLab) -> Res<()> {
         cipher,
         t.elapsed().as_secs_f64() * 1e3
     );
-    println!("      local accounts to rotate: {}", lab.accounts.join(", "));
+    println!(
+        "      local accounts to rotate: {}",
+        lab.accounts.join(", ")
+    );
     client.close().await?;
     Ok(())
 }
@@ -92,7 +95,10 @@ async fn pg(lab: &credwheel_testlab::PgLab) -> Res<()> {
         tokio_postgres::connect(lab.url.expose_secret(), tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
     let row = client
-        .query_one("SELECT version(), current_setting('synchronous_commit')", &[])
+        .query_one(
+            "SELECT version(), current_setting('synchronous_commit')",
+            &[],
+        )
         .await?;
     let version: String = row.get(0);
     let sync: String = row.get(1);
