@@ -1,0 +1,259 @@
+//! Escaping of DN attribute values (RFC 4514, and Active Directory's stricter
+//! rules) and of filter assertion values (RFC 4515).
+
+use std::borrow::Cow;
+use std::fmt;
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+
+/// Which DN escaping rules to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rules {
+    /// Exactly what RFC 4514 section 2.4 requires.
+    Rfc4514,
+    /// RFC 4514 plus Active Directory's reserved characters.
+    Ad,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Keep,
+    /// `\` followed by the character itself (only for RFC 4514 `special` and `\`).
+    Backslash,
+    /// `\XX` (only ever used for ASCII characters).
+    Hex,
+}
+
+#[inline]
+fn action(c: char, first: bool, last: bool, rules: Rules) -> Action {
+    match c {
+        // RFC 4514 2.4: '"', '+', ',', ';', '<', '>', '\' anywhere.
+        '"' | '+' | ',' | ';' | '<' | '>' | '\\' => Action::Backslash,
+        // RFC 4514 2.4: the null character, as a hex pair (it is not a `special`).
+        '\0' => Action::Hex,
+        // RFC 4514 2.4: a space at the beginning or the end.
+        ' ' if first || last => Action::Backslash,
+        // RFC 4514 2.4: '#' at the beginning; AD: '#' anywhere (TechNet "Active
+        // Directory: Characters to Escape").
+        '#' if first || rules == Rules::Ad => Action::Backslash,
+        // AD: '=' (Microsoft "Distinguished Names", TechNet list).
+        '=' if rules == Rules::Ad => Action::Backslash,
+        // AD: '/' is reserved (Microsoft "Distinguished Names"); `\/` is not an RFC
+        // 4514 pair, so the hex form is the one both AD and RFC parsers accept.
+        '/' if rules == Rules::Ad => Action::Hex,
+        // AD: LF, CR and other non-printable characters in hex (Microsoft
+        // "Distinguished Names": `CN=Before\0DAfter`).
+        '\u{01}'..='\u{1F}' | '\u{7F}' if rules == Rules::Ad => Action::Hex,
+        _ => Action::Keep,
+    }
+}
+
+fn needs_escaping(s: &str, rules: Rules) -> bool {
+    let len = s.len();
+    s.char_indices()
+        .any(|(i, c)| action(c, i == 0, i + c.len_utf8() == len, rules) != Action::Keep)
+}
+
+/// Writes `s` escaped under `rules`. Runs of characters that need no escaping are
+/// written as slices.
+pub(crate) fn write_escaped<W: fmt::Write + ?Sized>(
+    w: &mut W,
+    s: &str,
+    rules: Rules,
+) -> fmt::Result {
+    let len = s.len();
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let end = i + c.len_utf8();
+        let act = action(c, i == 0, end == len, rules);
+        if act == Action::Keep {
+            continue;
+        }
+        w.write_str(&s[start..i])?;
+        w.write_char('\\')?;
+        match act {
+            Action::Backslash => w.write_char(c)?,
+            // Only ASCII characters get `Action::Hex`, so one byte, two digits.
+            _ => {
+                let b = u32::from(c);
+                w.write_char(char::from(HEX_UPPER[(b >> 4 & 0xF) as usize]))?;
+                w.write_char(char::from(HEX_UPPER[(b & 0xF) as usize]))?;
+            }
+        }
+        start = end;
+    }
+    w.write_str(&s[start..])
+}
+
+fn escape_with(s: &str, rules: Rules) -> Cow<'_, str> {
+    if !needs_escaping(s, rules) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    // Writing to a String cannot fail.
+    let _ = write_escaped(&mut out, s, rules);
+    Cow::Owned(out)
+}
+
+/// Escapes an attribute value for use in a DN string, exactly as RFC 4514 section
+/// 2.4 requires: a leading space or `#`, a trailing space, any of `"` `+` `,` `;`
+/// `<` `>` `\`, and NUL. Borrows the input when nothing needs escaping.
+///
+/// Special characters are escaped as `\` followed by the character; NUL as `\00`.
+/// Other characters (including `=`, CR and LF, and all non-ASCII) are left as they
+/// are, which RFC 4514 allows. For DNs sent to Active Directory use
+/// [`escape_value_ad`].
+///
+/// ```
+/// use credwheel_dn::escape_value;
+/// assert_eq!(escape_value("Smith, John"), r"Smith\, John");
+/// assert_eq!(escape_value("#1 "), r"\#1\ ");
+/// assert!(matches!(escape_value("plain"), std::borrow::Cow::Borrowed(_)));
+/// ```
+#[must_use]
+pub fn escape_value(value: &str) -> Cow<'_, str> {
+    escape_with(value, Rules::Rfc4514)
+}
+
+/// Like [`escape_value`], appending to `out`.
+pub fn escape_value_into(value: &str, out: &mut String) {
+    let _ = write_escaped(out, value, Rules::Rfc4514);
+}
+
+/// Escapes an attribute value for a DN sent to Active Directory: everything
+/// [`escape_value`] escapes, plus `#` anywhere, `=`, `/`, and the control
+/// characters U+0001..U+001F and U+007F (CR and LF among them). Borrows the input
+/// when nothing needs escaping.
+///
+/// `#` and `=` are escaped as `\#` and `\=`; `/` and control characters as `\XX`
+/// hex pairs (`\2F`, `\0D`), the forms both AD and RFC 4514 parsers accept. The
+/// output is always a valid RFC 4514 value. See the crate documentation for the
+/// source of each rule.
+///
+/// ```
+/// use credwheel_dn::escape_value_ad;
+/// assert_eq!(escape_value_ad("Smith, John #2"), r"Smith\, John \#2");
+/// assert_eq!(escape_value_ad("a=b/c"), r"a\=b\2Fc");
+/// assert_eq!(escape_value_ad("Before\rAfter"), r"Before\0DAfter");
+/// ```
+#[must_use]
+pub fn escape_value_ad(value: &str) -> Cow<'_, str> {
+    escape_with(value, Rules::Ad)
+}
+
+/// Like [`escape_value_ad`], appending to `out`.
+pub fn escape_value_ad_into(value: &str, out: &mut String) {
+    let _ = write_escaped(out, value, Rules::Ad);
+}
+
+#[inline]
+fn filter_special(b: u8) -> bool {
+    matches!(b, b'*' | b'(' | b')' | b'\\' | 0)
+}
+
+fn push_hex_lower(out: &mut String, b: u8) {
+    out.push('\\');
+    out.push(char::from(HEX_LOWER[usize::from(b >> 4)]));
+    out.push(char::from(HEX_LOWER[usize::from(b & 0xF)]));
+}
+
+/// Escapes an assertion value for an RFC 4515 search filter: `*` `(` `)` `\` and
+/// NUL become `\2a` `\28` `\29` `\5c` `\00`. Everything else, including non-ASCII
+/// UTF-8, is valid in a filter as it is. Borrows the input when nothing needs
+/// escaping.
+///
+/// Prefer the typed [`Filter`](crate::Filter) builder, which calls this for you.
+///
+/// ```
+/// use credwheel_dn::escape_filter;
+/// assert_eq!(escape_filter("*)(cn=*"), r"\2a\29\28cn=\2a");
+/// ```
+#[must_use]
+pub fn escape_filter(value: &str) -> Cow<'_, str> {
+    if !value.bytes().any(filter_special) {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    escape_filter_into(value, &mut out);
+    Cow::Owned(out)
+}
+
+/// Like [`escape_filter`], appending to `out`.
+pub fn escape_filter_into(value: &str, out: &mut String) {
+    let mut start = 0;
+    for (i, b) in value.bytes().enumerate() {
+        if filter_special(b) {
+            // `b` is ASCII, so `i` and `i + 1` are char boundaries.
+            out.push_str(&value[start..i]);
+            push_hex_lower(out, b);
+            start = i + 1;
+        }
+    }
+    out.push_str(&value[start..]);
+}
+
+/// Escapes a binary assertion value (e.g. an `objectGUID` or `objectSid`) for an
+/// RFC 4515 filter: bytes that are not part of valid UTF-8 are written as `\XX`,
+/// valid UTF-8 is escaped as by [`escape_filter`]. Borrows when the input is UTF-8
+/// that needs no escaping.
+///
+/// ```
+/// use credwheel_dn::escape_filter_bytes;
+/// assert_eq!(escape_filter_bytes(&[0x00, 0x41, 0xff, 0x2a]), r"\00A\ff\2a");
+/// ```
+#[must_use]
+pub fn escape_filter_bytes(value: &[u8]) -> Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(value) {
+        return escape_filter(s);
+    }
+    let mut out = String::with_capacity(value.len() * 3);
+    for chunk in value.utf8_chunks() {
+        escape_filter_into(chunk.valid(), &mut out);
+        for &b in chunk.invalid() {
+            push_hex_lower(&mut out, b);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn borrowed_when_clean() {
+        assert!(matches!(escape_value("abc def"), Cow::Borrowed(_)));
+        assert!(matches!(escape_value_ad("abc def"), Cow::Borrowed(_)));
+        assert!(matches!(escape_filter("abc=def"), Cow::Borrowed(_)));
+        assert!(matches!(escape_filter_bytes(b"abc"), Cow::Borrowed(_)));
+        assert!(matches!(escape_value(""), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn spaces() {
+        assert_eq!(escape_value(" "), r"\ ");
+        assert_eq!(escape_value("  "), r"\ \ ");
+        assert_eq!(escape_value("   "), r"\  \ ");
+        assert_eq!(escape_value(" a b "), r"\ a b\ ");
+    }
+
+    #[test]
+    fn rfc_rules_leave_ad_extras_alone() {
+        assert_eq!(escape_value("a#b=c/d\r"), "a#b=c/d\r");
+        assert_eq!(escape_value_ad("a#b=c/d\r"), r"a\#b\=c\2Fd\0D");
+        assert_eq!(escape_value("\0"), r"\00");
+        assert_eq!(escape_value_ad("\u{7f}\n"), r"\7F\0A");
+    }
+
+    #[test]
+    fn into_variants_append() {
+        let mut s = String::from("cn=");
+        escape_value_into("a,b", &mut s);
+        s.push_str(",ou=");
+        escape_value_ad_into("x#", &mut s);
+        s.push('|');
+        escape_filter_into("(x)", &mut s);
+        assert_eq!(s, r"cn=a\,b,ou=x\#|\28x\29");
+    }
+}
