@@ -1,0 +1,190 @@
+//! In-crate tests: exact counts against brute force, and chi-square uniformity of
+//! both samplers (and the failure of the naive sampler) on enumerable policies.
+
+use std::collections::HashMap;
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use crate::{Policy, Rule, SamplingMethod};
+
+/// All strings of `len` characters over `alphabet`.
+fn all_strings(alphabet: &[char], len: usize) -> Vec<String> {
+    let mut out = vec![String::new()];
+    for _ in 0..len {
+        let mut next = Vec::with_capacity(out.len() * alphabet.len());
+        for s in &out {
+            for &c in alphabet {
+                let mut t = s.clone();
+                t.push(c);
+                next.push(t);
+            }
+        }
+        out = next;
+    }
+    out
+}
+
+fn valid_set(policy: &Policy) -> Vec<String> {
+    all_strings(policy.alphabet(), policy.length())
+        .into_iter()
+        .filter(|s| policy.is_valid(s))
+        .collect()
+}
+
+/// Upper critical value of chi-square with `df` degrees of freedom at normal
+/// quantile `z` (Wilson–Hilferty approximation).
+fn chi2_critical(df: f64, z: f64) -> f64 {
+    let a = 2.0 / (9.0 * df);
+    df * (1.0 - a + z * a.sqrt()).powi(3)
+}
+
+/// Chi-square statistic of `samples` draws against the uniform distribution on
+/// `valid`; also fails if any sample is outside `valid`.
+fn chi2(valid: &[String], samples: usize, mut draw: impl FnMut() -> String) -> f64 {
+    let mut counts: HashMap<String, usize> = valid.iter().map(|s| (s.clone(), 0)).collect();
+    for _ in 0..samples {
+        let s = draw();
+        let slot = counts
+            .get_mut(&s)
+            .unwrap_or_else(|| panic!("sampler produced an invalid password"));
+        *slot += 1;
+    }
+    let expected = samples as f64 / valid.len() as f64;
+    counts
+        .values()
+        .map(|&o| (o as f64 - expected).powi(2) / expected)
+        .sum()
+}
+
+/// The naive sampler: for each rule, its minimum of characters from its charset; fill
+/// up with uniform characters of the alphabet; shuffle (Fisher–Yates). Not uniform.
+fn naive(policy: &Policy, rng: &mut impl RngCore) -> String {
+    let mut chars: Vec<char> = Vec::new();
+    for rule in policy.rules() {
+        let class = &rule.classes()[0];
+        let set: Vec<char> = class.charset().chars().collect();
+        for _ in 0..class.min_chars() {
+            chars.push(set[crate::bigint::uniform_u32(rng, set.len() as u32) as usize]);
+        }
+    }
+    let alphabet = policy.alphabet();
+    while chars.len() < policy.length() {
+        chars.push(alphabet[crate::bigint::uniform_u32(rng, alphabet.len() as u32) as usize]);
+    }
+    for i in (1..chars.len()).rev() {
+        let j = crate::bigint::uniform_u32(rng, i as u32 + 1) as usize;
+        chars.swap(i, j);
+    }
+    chars.into_iter().collect()
+}
+
+fn two_class() -> Policy {
+    Policy::builder(4)
+        .charset("a", "a", 1)
+        .charset("b", "b", 1)
+        .build()
+        .unwrap()
+}
+
+fn overlapping() -> Policy {
+    Policy::builder(4)
+        .charset("abc", "abc", 2)
+        .charset("cd", "cd", 2)
+        .build()
+        .unwrap()
+}
+
+fn ad_like() -> Policy {
+    Policy::builder(4)
+        .rule(Rule::at_least_of(
+            "2 of 3",
+            2,
+            [
+                crate::CharClass::new("ab", 1),
+                crate::CharClass::new("X", 1),
+                crate::CharClass::new("7", 1),
+            ],
+        ))
+        .forbid_substring("ab")
+        .build()
+        .unwrap()
+}
+
+/// Draws per cell (expected count per valid string).
+const PER_CELL: usize = 200;
+/// Normal quantile for the threshold: p = 1e-4 upper tail.
+const Z: f64 = 3.719;
+
+#[test]
+fn counts_match_brute_force() {
+    for p in [two_class(), overlapping(), ad_like()] {
+        let valid = valid_set(&p);
+        assert_eq!(p.count_decimal(), valid.len().to_string(), "{p:?}");
+        assert!((p.entropy_bits() - (valid.len() as f64).log2()).abs() < 1e-9);
+        // The automaton agrees with `check` on every string.
+        for s in all_strings(p.alphabet(), p.length()) {
+            let idx: Vec<usize> = s
+                .chars()
+                .map(|c| p.alphabet().binary_search(&c).unwrap())
+                .collect();
+            assert_eq!(p.engine().accepts_indices(&idx), p.is_valid(&s), "{s}");
+        }
+    }
+    assert_eq!(two_class().count_decimal(), "14");
+}
+
+#[test]
+fn both_samplers_pass_chi_square() {
+    for (k, p) in [two_class(), overlapping(), ad_like()].into_iter().enumerate() {
+        let valid = valid_set(&p);
+        let n = valid.len() * PER_CELL;
+        let limit = chi2_critical(valid.len() as f64 - 1.0, Z);
+        for method in [SamplingMethod::Rejection, SamplingMethod::Exact] {
+            let mut rng = ChaCha20Rng::seed_from_u64(1000 + k as u64);
+            let stat = chi2(&valid, n, || p.generate_method_with(method, &mut rng));
+            assert!(
+                stat < limit,
+                "{method:?} on policy {k}: chi2 {stat:.1} >= {limit:.1}"
+            );
+        }
+        // And the public entry point (whatever method it picked).
+        let mut rng = ChaCha20Rng::seed_from_u64(77 + k as u64);
+        let stat = chi2(&valid, n, || {
+            use secrecy::ExposeSecret;
+            p.generate_with(&mut rng).expose_secret().to_owned()
+        });
+        assert!(stat < limit, "generate_with on policy {k}: {stat:.1}");
+    }
+}
+
+#[test]
+fn naive_required_then_shuffle_fails_chi_square() {
+    for (k, p) in [two_class(), overlapping()].into_iter().enumerate() {
+        let valid = valid_set(&p);
+        let n = valid.len() * PER_CELL;
+        let limit = chi2_critical(valid.len() as f64 - 1.0, Z);
+        let mut rng = ChaCha20Rng::seed_from_u64(2000 + k as u64);
+        let stat = chi2(&valid, n, || naive(&p, &mut rng));
+        assert!(
+            stat > limit,
+            "naive sampler unexpectedly passed on policy {k}: {stat:.1} < {limit:.1}"
+        );
+    }
+}
+
+#[test]
+fn sampler_choice_follows_acceptance() {
+    // Vault default: about 27% of random strings pass, so rejection is used.
+    let d = Policy::vault_default();
+    assert_eq!(d.sampling_method(), SamplingMethod::Rejection);
+    assert!(d.acceptance_probability() > 0.2 && d.acceptance_probability() < 0.35);
+    // One dash in 19: hopeless for rejection, exact sampling instead.
+    let hard = Policy::builder(20)
+        .charset("dash", "-", 19)
+        .charset("lower", crate::LOWERCASE, 1)
+        .build()
+        .unwrap();
+    assert_eq!(hard.sampling_method(), SamplingMethod::Exact);
+    assert!(hard.acceptance_probability() < 1e-20);
+}
