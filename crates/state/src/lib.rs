@@ -1,10 +1,77 @@
-//! Rotation state for credwheel.
+//! Rotation state for credwheel: the store trait, sealed secrets, the crash-safe
+//! rotation protocol, and in-memory, SQLite and PostgreSQL stores.
 //!
-//! **Owns:** the async store trait for everything that must survive a restart
-//! (current and last password, versions, schedules, claims, leases), sealing of
-//! secrets before they reach any store, the crash-safe rotation protocol, and the
-//! in-memory, SQLite and PostgreSQL stores.
+//! **Owns:** everything that must survive a restart (current and last password,
+//! versions, schedules, rotation claims, check-out leases), sealing of secrets before
+//! they reach any store, and the one rotation protocol every target uses.
+//! **Does not own:** the wire protocols (`credwheel-ad` and `credwheel-sam` implement
+//! [`RotationTarget`]) or password generation (`credwheel-policy`; any
+//! [`PasswordSource`] works).
 //!
-//! **Does not own:** the wire protocols that change passwords (`credwheel-ad`,
-//! `credwheel-sam` implement this crate's target trait) or password generation
-//! (`credwheel-policy`).
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use credwheel_state::{
+//!     Key, MemoryStore, PasswordSource, RotationMethod, RotationOutcome, Rotator,
+//!     RotatorConfig, Sealer, StateStore, TargetId,
+//! };
+//! use credwheel_state::testing::FakeTarget;
+//! use secrecy::{ExposeSecret, SecretString};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+//! let sealer = Arc::new(Sealer::new("k1", Key::generate()?)?);
+//! let rotator = Rotator::new(store, sealer, RotatorConfig::with_holder("doc"));
+//!
+//! let id = TargetId::new("ad", "example.com", "svc-web")?;
+//! let target = FakeTarget::new(&id, "Initial-Pa55word");
+//! rotator.enroll(&id, &SecretString::from("Initial-Pa55word"), None).await?;
+//!
+//! let source = |_: &TargetId| Ok(SecretString::from("Next-Pa55word-1"));
+//! let outcome = rotator.rotate(&target, &id, &source, RotationMethod::AdminReset).await?;
+//! assert!(matches!(outcome, RotationOutcome::Rotated { .. }));
+//! let (current, _version) = rotator.current_password(&id).await?;
+//! assert_eq!(current.expose_secret(), "Next-Pa55word-1");
+//! assert!(target.accepts(&current));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Design
+//!
+//! See [`manual`] for the design rationale, the protocol with its crash analysis, the
+//! choice of stores and the security considerations.
+
+#![deny(missing_docs)]
+
+mod error;
+pub mod manual;
+mod memory;
+mod protocol;
+mod seal;
+mod sqlite;
+mod store;
+pub mod testing;
+mod types;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{ConflictReason, Result, StateError, TargetError, TargetErrorKind};
+pub use memory::MemoryStore;
+pub use protocol::{
+    PasswordSource, RecoverOutcome, RotationMethod, RotationOutcome, RotationTarget, Rotator,
+    RotatorConfig,
+};
+pub use seal::{Field, Key, Sealer};
+// pub use sqlite::{SqliteOptions, SqliteStore};
+pub use store::StateStore;
+pub use types::{
+    Claim, Clock, Fence, Lease, LeaseTerms, MAX_ID_PART, ManualClock, Millis, Pending, Record,
+    Sealed, SetMember, SystemClock, TargetId,
+};

@@ -1,0 +1,1 @@
+//! Design notes (filled in below).

@@ -1,0 +1,429 @@
+//! Test doubles: a fake [`RotationTarget`] that can fail at every step and a store
+//! wrapper that can "crash" at every await point. Public so that embedders and the
+//! target crates can test their use of the protocol the same way.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use crate::error::{Result, TargetError, TargetErrorKind};
+use crate::protocol::RotationTarget;
+use crate::store::StateStore;
+use crate::types::{Claim, Clock, Fence, Lease, LeaseTerms, Millis, Record, SetMember, TargetId};
+
+/// Simulates a process crash at the n-th gated await point: the gated call never
+/// completes (its future stays pending), so a caller polling the outer future once
+/// (e.g. with `futures::FutureExt::now_or_never`) and dropping it models a process
+/// that died at that point. With `after` set, the gated operation takes effect
+/// first and the crash happens before its result is seen.
+#[derive(Debug, Default)]
+pub struct CrashGate {
+    count: AtomicUsize,
+    crash_at: Mutex<Option<(usize, bool)>>,
+}
+
+impl CrashGate {
+    /// A gate that never crashes until armed.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Crash at gated point `n` (0-based, counted from now), before the operation
+    /// (`after == false`) or after it.
+    pub fn arm(&self, n: usize, after: bool) {
+        self.count.store(0, Ordering::SeqCst);
+        *lock(&self.crash_at) = Some((n, after));
+    }
+
+    /// Stop crashing.
+    pub fn disarm(&self) {
+        *lock(&self.crash_at) = None;
+    }
+
+    /// How many gated points were passed since the last `arm`.
+    pub fn passed(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Runs `op` through the gate.
+    pub async fn gate<T>(&self, op: impl Future<Output = T>) -> T {
+        let n = self.count.fetch_add(1, Ordering::SeqCst);
+        let plan = *lock(&self.crash_at);
+        if plan == Some((n, false)) {
+            std::future::pending::<()>().await;
+        }
+        let out = op.await;
+        if plan == Some((n, true)) {
+            std::future::pending::<()>().await;
+        }
+        out
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A [`StateStore`] wrapper that passes every call through a [`CrashGate`].
+pub struct CrashStore {
+    inner: Arc<dyn StateStore>,
+    gate: Arc<CrashGate>,
+}
+
+impl fmt::Debug for CrashStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrashStore").finish_non_exhaustive()
+    }
+}
+
+impl CrashStore {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn StateStore>, gate: Arc<CrashGate>) -> Self {
+        Self { inner, gate }
+    }
+}
+
+#[async_trait]
+impl StateStore for CrashStore {
+    async fn create_record(&self, record: &Record) -> Result<u64> {
+        self.gate.gate(self.inner.create_record(record)).await
+    }
+    async fn get_record(&self, id: &TargetId) -> Result<Record> {
+        self.gate.gate(self.inner.get_record(id)).await
+    }
+    async fn compare_and_swap(
+        &self,
+        record: &Record,
+        expected_version: u64,
+        fence: Option<Fence>,
+    ) -> Result<u64> {
+        self.gate
+            .gate(self.inner.compare_and_swap(record, expected_version, fence))
+            .await
+    }
+    async fn delete_record(&self, id: &TargetId, expected_version: u64) -> Result<()> {
+        self.gate
+            .gate(self.inner.delete_record(id, expected_version))
+            .await
+    }
+    async fn list_due(&self, now: Millis, limit: usize) -> Result<Vec<TargetId>> {
+        self.gate.gate(self.inner.list_due(now, limit)).await
+    }
+    async fn claim(&self, id: &TargetId, holder: &str, now: Millis, ttl_ms: i64) -> Result<Claim> {
+        self.gate
+            .gate(self.inner.claim(id, holder, now, ttl_ms))
+            .await
+    }
+    async fn renew_claim(&self, claim: &Claim, now: Millis, ttl_ms: i64) -> Result<Claim> {
+        self.gate
+            .gate(self.inner.renew_claim(claim, now, ttl_ms))
+            .await
+    }
+    async fn release_claim(&self, claim: &Claim) -> Result<()> {
+        self.gate.gate(self.inner.release_claim(claim)).await
+    }
+    async fn add_to_set(&self, set: &str, accounts: &[TargetId]) -> Result<()> {
+        self.gate.gate(self.inner.add_to_set(set, accounts)).await
+    }
+    async fn remove_from_set(&self, set: &str, accounts: &[TargetId]) -> Result<()> {
+        self.gate
+            .gate(self.inner.remove_from_set(set, accounts))
+            .await
+    }
+    async fn set_members(&self, set: &str) -> Result<Vec<SetMember>> {
+        self.gate.gate(self.inner.set_members(set)).await
+    }
+    async fn take_lease(
+        &self,
+        set: &str,
+        borrower: &str,
+        now: Millis,
+        terms: LeaseTerms,
+    ) -> Result<Lease> {
+        self.gate
+            .gate(self.inner.take_lease(set, borrower, now, terms))
+            .await
+    }
+    async fn renew_lease(
+        &self,
+        lease_id: &str,
+        borrower: Option<&str>,
+        now: Millis,
+        ttl_ms: i64,
+    ) -> Result<Lease> {
+        self.gate
+            .gate(self.inner.renew_lease(lease_id, borrower, now, ttl_ms))
+            .await
+    }
+    async fn release_lease(&self, lease_id: &str, borrower: Option<&str>) -> Result<Lease> {
+        self.gate
+            .gate(self.inner.release_lease(lease_id, borrower))
+            .await
+    }
+    async fn list_expired_leases(&self, now: Millis, limit: usize) -> Result<Vec<Lease>> {
+        self.gate
+            .gate(self.inner.list_expired_leases(now, limit))
+            .await
+    }
+}
+
+/// Which [`FakeTarget`] operation a scripted failure applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FakeOp {
+    /// `set_password_as_admin`.
+    AdminSet,
+    /// `change_password`.
+    Change,
+    /// `verify`.
+    Verify,
+    /// `password_last_set`.
+    LastSet,
+}
+
+/// A scripted failure of a [`FakeTarget`] operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FakeFailure {
+    /// Fail with this kind without changing anything.
+    Fail(TargetErrorKind),
+    /// Apply the write, then fail with this kind (a lost reply).
+    FailAfterApply(TargetErrorKind),
+    /// `verify` answers `false` whatever the password.
+    SayNo,
+}
+
+struct FakeState {
+    password: SecretString,
+    previous: Option<SecretString>,
+    last_set: Option<Millis>,
+    failures: VecDeque<(FakeOp, FakeFailure)>,
+}
+
+/// An in-memory account on a pretend directory. Knows one password (plus the
+/// previous one during a simulated grace period, if enabled), can reject passwords
+/// by a policy predicate, fails on script, and can crash at every call through a
+/// [`CrashGate`].
+pub struct FakeTarget {
+    id: TargetId,
+    state: Mutex<FakeState>,
+    gate: Option<Arc<CrashGate>>,
+    clock: Option<Arc<dyn Clock>>,
+    accept_previous: bool,
+    min_len: usize,
+    writes: AtomicUsize,
+}
+
+impl fmt::Debug for FakeTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeTarget")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeTarget {
+    /// An account `id` whose password is `password`.
+    pub fn new(id: &TargetId, password: &str) -> Self {
+        Self {
+            id: id.clone(),
+            state: Mutex::new(FakeState {
+                password: SecretString::from(password),
+                previous: None,
+                last_set: None,
+                failures: VecDeque::new(),
+            }),
+            gate: None,
+            clock: None,
+            accept_previous: false,
+            min_len: 0,
+            writes: AtomicUsize::new(0),
+        }
+    }
+
+    /// Routes every call through `gate`.
+    pub fn with_gate(mut self, gate: Arc<CrashGate>) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Reports "password last set" times from `clock` (otherwise `None`).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Keeps accepting the previous password after a change, like AD's
+    /// OldPasswordAllowedPeriod.
+    pub fn accepting_previous(mut self) -> Self {
+        self.accept_previous = true;
+        self
+    }
+
+    /// Rejects new passwords shorter than `n` characters (a policy refusal).
+    pub fn with_min_length(mut self, n: usize) -> Self {
+        self.min_len = n;
+        self
+    }
+
+    /// Scripts the next call of `op` to fail.
+    pub fn fail_next(&self, op: FakeOp, failure: FakeFailure) {
+        lock(&self.state).failures.push_back((op, failure));
+    }
+
+    /// Whether the account's password is `pw` (ignoring any grace period).
+    pub fn accepts(&self, pw: &SecretString) -> bool {
+        eq(&lock(&self.state).password, pw)
+    }
+
+    /// Number of password writes that took effect.
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    /// Sets the password out of band (as another admin would).
+    pub fn set_out_of_band(&self, pw: &str) {
+        let mut s = lock(&self.state);
+        self.apply(&mut s, &SecretString::from(pw));
+    }
+
+    fn take_failure(&self, op: FakeOp) -> Option<FakeFailure> {
+        let mut s = lock(&self.state);
+        let pos = s.failures.iter().position(|(o, _)| *o == op)?;
+        s.failures.remove(pos).map(|(_, f)| f)
+    }
+
+    fn apply(&self, s: &mut FakeState, new: &SecretString) {
+        let old = std::mem::replace(&mut s.password, new.clone());
+        s.previous = Some(old);
+        s.last_set = self.clock.as_ref().map(|c| c.now());
+        self.writes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn check_account(&self, account: &TargetId) -> Result<(), TargetError> {
+        if *account != self.id {
+            return Err(TargetError::new(
+                TargetErrorKind::NoSuchAccount,
+                "no such account",
+            ));
+        }
+        Ok(())
+    }
+
+    fn write(
+        &self,
+        op: FakeOp,
+        account: &TargetId,
+        current: Option<&SecretString>,
+        new: &SecretString,
+    ) -> Result<(), TargetError> {
+        self.check_account(account)?;
+        let failure = self.take_failure(op);
+        if let Some(FakeFailure::Fail(k)) = failure {
+            return Err(TargetError::new(k, "scripted failure"));
+        }
+        let mut s = lock(&self.state);
+        if let Some(cur) = current
+            && !eq(&s.password, cur)
+        {
+            return Err(TargetError::new(
+                TargetErrorKind::BadCredentials,
+                "wrong current password",
+            ));
+        }
+        if new.expose_secret().chars().count() < self.min_len {
+            return Err(TargetError::new(
+                TargetErrorKind::Rejected,
+                "password does not meet the length requirement",
+            ));
+        }
+        self.apply(&mut s, new);
+        if let Some(FakeFailure::FailAfterApply(k)) = failure {
+            return Err(TargetError::new(k, "scripted failure after apply"));
+        }
+        Ok(())
+    }
+
+    async fn gated<T>(&self, f: impl Future<Output = T>) -> T {
+        match &self.gate {
+            Some(g) => g.gate(f).await,
+            None => f.await,
+        }
+    }
+}
+
+fn eq(a: &SecretString, b: &SecretString) -> bool {
+    a.expose_secret()
+        .as_bytes()
+        .ct_eq(b.expose_secret().as_bytes())
+        .into()
+}
+
+#[async_trait]
+impl RotationTarget for FakeTarget {
+    async fn set_password_as_admin(
+        &self,
+        account: &TargetId,
+        new_password: &SecretString,
+    ) -> Result<(), TargetError> {
+        self.gated(async { self.write(FakeOp::AdminSet, account, None, new_password) })
+            .await
+    }
+
+    async fn change_password(
+        &self,
+        account: &TargetId,
+        current_password: &SecretString,
+        new_password: &SecretString,
+    ) -> Result<(), TargetError> {
+        self.gated(async {
+            self.write(
+                FakeOp::Change,
+                account,
+                Some(current_password),
+                new_password,
+            )
+        })
+        .await
+    }
+
+    async fn verify(
+        &self,
+        account: &TargetId,
+        password: &SecretString,
+    ) -> Result<bool, TargetError> {
+        self.gated(async {
+            self.check_account(account)?;
+            match self.take_failure(FakeOp::Verify) {
+                Some(FakeFailure::Fail(k) | FakeFailure::FailAfterApply(k)) => {
+                    return Err(TargetError::new(k, "scripted failure"));
+                }
+                Some(FakeFailure::SayNo) => return Ok(false),
+                None => {}
+            }
+            let s = lock(&self.state);
+            Ok(eq(&s.password, password)
+                || (self.accept_previous && s.previous.as_ref().is_some_and(|p| eq(p, password))))
+        })
+        .await
+    }
+
+    async fn password_last_set(&self, account: &TargetId) -> Result<Option<Millis>, TargetError> {
+        self.gated(async {
+            self.check_account(account)?;
+            if let Some(FakeFailure::Fail(k) | FakeFailure::FailAfterApply(k)) =
+                self.take_failure(FakeOp::LastSet)
+            {
+                return Err(TargetError::new(k, "scripted failure"));
+            }
+            Ok(lock(&self.state).last_set)
+        })
+        .await
+    }
+}

@@ -1,0 +1,14 @@
+//! Unit tests: sealing, the protocol (crash at every await point), the memory store.
+
+mod protocol;
+mod seal;
+
+use std::sync::Arc;
+
+use crate::{MemoryStore, StateStore};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_conformance() {
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    crate::conformance::run_all(store).await;
+}
