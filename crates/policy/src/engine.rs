@@ -157,13 +157,12 @@ impl Automaton {
         let n = terminal.len();
         let mut fail = vec![0u32; n];
         let mut queue = std::collections::VecDeque::new();
-        for s in 0..n_symbols {
-            let v = goto[s];
-            if v == NONE {
-                goto[s] = 0;
+        for slot in goto.iter_mut().take(n_symbols) {
+            if *slot == NONE {
+                *slot = 0;
             } else {
-                fail[v as usize] = 0;
-                queue.push_back(v as usize);
+                fail[*slot as usize] = 0;
+                queue.push_back(*slot as usize);
             }
         }
         while let Some(u) = queue.pop_front() {
@@ -425,7 +424,12 @@ impl Engine {
 
     /// Worst-case UTF-8 size of a password.
     pub(crate) fn max_bytes(&self) -> usize {
-        let per = self.alphabet.iter().map(|c| c.len_utf8()).max().unwrap_or(1);
+        let per = self
+            .alphabet
+            .iter()
+            .map(|c| c.len_utf8())
+            .max()
+            .unwrap_or(1);
         per * self.length
     }
 

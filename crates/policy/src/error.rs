@@ -80,7 +80,9 @@ pub enum PolicyError {
     },
     /// The rules together need more characters than the password has (their charsets
     /// do not overlap enough to share characters).
-    #[error("rules {rules:?} together need at least {required} characters but the length is {length}")]
+    #[error(
+        "rules {rules:?} together need at least {required} characters but the length is {length}"
+    )]
     MinimumsExceedLength {
         /// The names of the rules with a minimum.
         rules: Vec<String>,
@@ -100,7 +102,9 @@ pub enum PolicyError {
     /// The counting tables for this policy would exceed the documented size budget
     /// (too many rules with large minimums, or a very long password with many
     /// forbidden substrings).
-    #[error("policy too complex: its counting table needs {needed} words, more than the limit of {max}")]
+    #[error(
+        "policy too complex: its counting table needs {needed} words, more than the limit of {max}"
+    )]
     TooComplex {
         /// Table words needed.
         needed: u128,

@@ -88,10 +88,9 @@ impl InfisicalRequirements {
     /// Whether these requirements would be accepted by Infisical for a Windows
     /// target (no `; | & \` $ ( )` and no newline or NUL in `allowedSymbols`).
     pub fn is_windows_safe(&self) -> bool {
-        !self
-            .allowed_symbols
-            .chars()
-            .any(|c| INFISICAL_WINDOWS_FORBIDDEN_SYMBOLS.contains(c) || matches!(c, '\n' | '\r' | '\0'))
+        !self.allowed_symbols.chars().any(|c| {
+            INFISICAL_WINDOWS_FORBIDDEN_SYMBOLS.contains(c) || matches!(c, '\n' | '\r' | '\0')
+        })
     }
 }
 
@@ -103,7 +102,10 @@ impl Policy {
         let r = &req.required;
         if req.length == 0 || req.length > INFISICAL_MAX_LENGTH {
             return Err(PolicyError::Infisical {
-                reason: format!("length {} is outside 1..={INFISICAL_MAX_LENGTH}", req.length),
+                reason: format!(
+                    "length {} is outside 1..={INFISICAL_MAX_LENGTH}",
+                    req.length
+                ),
             });
         }
         let total = [r.lowercase, r.uppercase, r.digits, r.symbols]

@@ -105,15 +105,36 @@ impl Rule {
         self.at_least
     }
 
-    /// Fewest characters that can satisfy this rule on its own: the sum of the
-    /// `at_least` smallest minimums.
-    fn min_required(&self) -> usize {
+    /// A lower bound on the characters this rule needs on its own: with pairwise
+    /// disjoint classes, the sum of the `at_least` smallest minimums (exact); with
+    /// overlapping classes one character may count for several, so only the
+    /// `at_least`-th smallest minimum is certain.
+    fn min_required(&self, disjoint: bool) -> usize {
         let mut mins: Vec<usize> = self.classes.iter().map(|c| c.min_chars).collect();
         mins.sort_unstable();
-        mins.iter()
-            .take(self.at_least)
-            .fold(0usize, |a, &b| a.saturating_add(b))
+        if disjoint {
+            mins.iter()
+                .take(self.at_least)
+                .fold(0usize, |a, &b| a.saturating_add(b))
+        } else {
+            mins.get(self.at_least.saturating_sub(1))
+                .copied()
+                .unwrap_or(0)
+        }
     }
+}
+
+/// Whether the sets are pairwise disjoint.
+fn pairwise_disjoint<'a>(sets: impl IntoIterator<Item = &'a BTreeSet<char>>) -> bool {
+    let mut seen = BTreeSet::new();
+    for set in sets {
+        for c in set {
+            if !seen.insert(*c) {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// A way a password fails a policy, from [`Policy::check`].
@@ -359,7 +380,7 @@ impl Policy {
                 sets.push(set);
             }
             n_classes += rule.classes.len();
-            let required = rule.min_required();
+            let required = rule.min_required(pairwise_disjoint(&sets));
             if required > length {
                 return Err(PolicyError::RuleExceedsLength {
                     rule: rule.name.clone(),
@@ -396,6 +417,10 @@ impl Policy {
                     always_met += 1;
                     continue;
                 }
+                if class.min_chars > length {
+                    // Never met; it still counts against `at_least`.
+                    continue;
+                }
                 let k = counters.len();
                 counters.push(Counter {
                     min: class.min_chars,
@@ -429,11 +454,25 @@ impl Policy {
             EngineError::TooComplex { needed, max } => PolicyError::TooComplex { needed, max },
         })?;
         if !engine.is_satisfiable() {
-            let with_min: Vec<&Rule> = b.rules.iter().filter(|r| r.min_required() > 0).collect();
+            // Name the culprits: with pairwise disjoint classes (over all rules) the
+            // sum of the rules' minimums is what the length must hold.
+            let disjoint = pairwise_disjoint(
+                b.rules
+                    .iter()
+                    .zip(&class_sets)
+                    .flat_map(|(r, sets)| r.classes.iter().zip(sets))
+                    .filter(|(c, _)| c.min_chars > 0)
+                    .map(|(_, set)| set),
+            );
+            let with_min: Vec<&Rule> = b
+                .rules
+                .iter()
+                .filter(|r| r.min_required(true) > 0)
+                .collect();
             let required = with_min
                 .iter()
-                .fold(0usize, |a, r| a.saturating_add(r.min_required()));
-            if required > length && b.forbidden.is_empty() {
+                .fold(0usize, |a, r| a.saturating_add(r.min_required(true)));
+            if disjoint && required > length && b.forbidden.is_empty() {
                 return Err(PolicyError::MinimumsExceedLength {
                     rules: with_min.iter().map(|r| r.name.clone()).collect(),
                     required,

@@ -136,7 +136,10 @@ fn counts_match_brute_force() {
 
 #[test]
 fn both_samplers_pass_chi_square() {
-    for (k, p) in [two_class(), overlapping(), ad_like()].into_iter().enumerate() {
+    for (k, p) in [two_class(), overlapping(), ad_like()]
+        .into_iter()
+        .enumerate()
+    {
         let valid = valid_set(&p);
         let n = valid.len() * PER_CELL;
         let limit = chi2_critical(valid.len() as f64 - 1.0, Z);

@@ -101,7 +101,10 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, PolicyError> {
                 i += 1;
             }
             '<' if chars.get(i + 1) == Some(&'<') => {
-                return Err(err(line, "heredoc strings are not supported; use a quoted string"));
+                return Err(err(
+                    line,
+                    "heredoc strings are not supported; use a quoted string",
+                ));
             }
             '"' => {
                 let (s, next) = lex_string(&chars, i + 1, line)?;
@@ -114,9 +117,12 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, PolicyError> {
                     i += 1;
                 }
                 let text: String = chars[start..i].iter().collect();
-                let v = text
-                    .parse::<u64>()
-                    .map_err(|_| err(line, format!("expected a non-negative integer, found {text:?}")))?;
+                let v = text.parse::<u64>().map_err(|_| {
+                    err(
+                        line,
+                        format!("expected a non-negative integer, found {text:?}"),
+                    )
+                })?;
                 out.push((Tok::Int(v), line));
             }
             '-' if chars.get(i + 1).is_some_and(char::is_ascii_digit) => {
