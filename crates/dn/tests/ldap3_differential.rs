@@ -29,7 +29,10 @@ fn tokens(escaped: &str) -> Vec<(char, bool)> {
         if a.is_ascii_hexdigit() && it.peek().is_some_and(char::is_ascii_hexdigit) {
             let b = it.next().unwrap();
             let byte = u8::from_str_radix(&format!("{a}{b}"), 16).unwrap();
-            assert!(byte.is_ascii(), "hex escape of a non-ASCII byte in {escaped:?}");
+            assert!(
+                byte.is_ascii(),
+                "hex escape of a non-ASCII byte in {escaped:?}"
+            );
             out.push((char::from(byte), true));
         } else {
             out.push((a, true));
@@ -68,11 +71,17 @@ fn check(s: &str) {
     for (i, ((c, ours_esc), (_, theirs_esc))) in a.iter().zip(&b).enumerate() {
         let required = rfc_requires(*c, i == 0, i + 1 == n);
         // Where the RFC requires escaping, both escape.
-        assert!(!required || (*ours_esc && *theirs_esc), "{c:?} at {i} in {s:?}");
+        assert!(
+            !required || (*ours_esc && *theirs_esc),
+            "{c:?} at {i} in {s:?}"
+        );
         // Elsewhere ours escapes nothing, and ldap3 escapes only '='.
         assert_eq!(*ours_esc, required, "{c:?} at {i} in {s:?}");
         if *c != '=' {
-            assert_eq!(ours_esc, theirs_esc, "{c:?} at {i} in {s:?}: {ours:?} vs {theirs:?}");
+            assert_eq!(
+                ours_esc, theirs_esc,
+                "{c:?} at {i} in {s:?}: {ours:?} vs {theirs:?}"
+            );
         }
     }
 }
@@ -85,7 +94,18 @@ fn known_differences_are_only_form_and_equals() {
     // '=' is optional in RFC 4514: ldap3 escapes it, escape_value does not.
     assert_eq!(escape_value("a=b"), "a=b");
     assert_eq!(ldap3::dn_escape("a=b"), r"a\3db");
-    for s in [" ", "  ", "   ", "#", "# #", " # ", "a\0b", "\"+,;<>\\", "x=y", "Smith, John #2"] {
+    for s in [
+        " ",
+        "  ",
+        "   ",
+        "#",
+        "# #",
+        " # ",
+        "a\0b",
+        "\"+,;<>\\",
+        "x=y",
+        "Smith, John #2",
+    ] {
         check(s);
     }
 }

@@ -46,7 +46,15 @@ fn assert_identical(a: &Dn, b: &Dn) {
 /// separators with optional spaces, quotes, hex), so that many of them parse.
 fn dn_string() -> impl Strategy<Value = String> {
     let ty = prop::sample::select(vec![
-        "CN", "cn", "OU", "dc", "uid", "2.5.4.3", "OID.2.5.4.11", "sAMAccountName", "x-y",
+        "CN",
+        "cn",
+        "OU",
+        "dc",
+        "uid",
+        "2.5.4.3",
+        "OID.2.5.4.11",
+        "sAMAccountName",
+        "x-y",
     ]);
     let value = prop_oneof![
         tricky_string().prop_map(|s| escape_value(&s).into_owned()),

@@ -76,8 +76,8 @@ fn parse_vectors() {
     let v = vectors();
     assert!(v.parse.len() >= 15);
     for case in &v.parse {
-        let dn = Dn::parse(&case.dn)
-            .unwrap_or_else(|e| panic!("{} ({}): {e}", case.dn, case.source));
+        let dn =
+            Dn::parse(&case.dn).unwrap_or_else(|e| panic!("{} ({}): {e}", case.dn, case.source));
         assert_eq!(dn.len(), case.rdns.len(), "{} ({})", case.dn, case.source);
         for (rdn, want) in dn.rdns().zip(&case.rdns) {
             assert_eq!(rdn.len(), want.len(), "{}", case.dn);
@@ -121,8 +121,16 @@ fn escape_vectors() {
         // Both escaped forms name the same entry and carry the exact value.
         for escaped in [&case.rfc4514, &case.ad] {
             let dn = Dn::parse(&format!("CN={escaped},DC=x")).unwrap();
-            let got = dn.rdn().and_then(|r| r.value_of("cn")).and_then(|v| v.as_text());
-            assert_eq!(got, Some(case.value.as_str()), "{escaped:?} ({})", case.source);
+            let got = dn
+                .rdn()
+                .and_then(|r| r.value_of("cn"))
+                .and_then(|v| v.as_text());
+            assert_eq!(
+                got,
+                Some(case.value.as_str()),
+                "{escaped:?} ({})",
+                case.source
+            );
         }
     }
 }
@@ -131,7 +139,13 @@ fn escape_vectors() {
 fn display_vectors() {
     for case in &vectors().display {
         let dn = Dn::parse(&case.dn).unwrap();
-        assert_eq!(dn.to_string(), case.display, "{} ({})", case.dn, case.source);
+        assert_eq!(
+            dn.to_string(),
+            case.display,
+            "{} ({})",
+            case.dn,
+            case.source
+        );
     }
 }
 
@@ -155,6 +169,12 @@ fn equality_vectors() {
 fn invalid_vectors() {
     for case in &vectors().invalid {
         let err = Dn::parse(&case.dn).expect_err(&case.dn);
-        assert_eq!(err.position(), Some(case.pos), "{} ({}): {err}", case.dn, case.source);
+        assert_eq!(
+            err.position(),
+            Some(case.pos),
+            "{} ({}): {err}",
+            case.dn,
+            case.source
+        );
     }
 }
