@@ -336,7 +336,9 @@ pub async fn sets_and_leases(store: &Arc<dyn StateStore>) {
         Err(StateError::NotBorrower)
     );
     assert_eq!(
-        store.remove_from_set(&set, std::slice::from_ref(&l2.account)).await,
+        store
+            .remove_from_set(&set, std::slice::from_ref(&l2.account))
+            .await,
         Err(StateError::Conflict(ConflictReason::Leased))
     );
     let ended = store

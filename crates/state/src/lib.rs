@@ -69,7 +69,7 @@ pub use protocol::{
     RotatorConfig,
 };
 pub use seal::{Field, Key, Sealer};
-// pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::StateStore;
 pub use types::{
     Claim, Clock, Fence, Lease, LeaseTerms, MAX_ID_PART, ManualClock, Millis, Pending, Record,

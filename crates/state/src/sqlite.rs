@@ -1,1 +1,798 @@
-//! placeholder
+//! The embedded durable store: one SQLite file, safe for several processes.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::error::{ConflictReason, Result, StateError};
+use crate::store::StateStore;
+use crate::types::{
+    Claim, Fence, Lease, LeaseTerms, Millis, Pending, Record, Sealed, SetMember, TargetId, new_uuid,
+};
+
+/// Settings of a [`SqliteStore`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// How long a write waits for another process's transaction (default 10 s);
+    /// after that the call fails with [`StateError::Unavailable`].
+    pub busy_timeout: Duration,
+    /// At most this many operations share one durable commit (default 512).
+    pub max_batch: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(10),
+            max_batch: 512,
+        }
+    }
+}
+
+type Reply = Box<dyn FnOnce(Result<()>) + Send>;
+/// Runs inside the batch transaction (`Some`) or is told the batch failed (`None`);
+/// returns whether the operation succeeded (else its savepoint is rolled back) and
+/// how to answer the caller once the commit's outcome is known.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
+
+/// The embedded durable store: a SQLite database file in WAL mode with
+/// `synchronous=FULL`.
+///
+/// One writer thread per store owns the connection. Concurrent calls are queued;
+/// the thread drains the queue and runs the queued operations in one
+/// `BEGIN IMMEDIATE` transaction (each in its own savepoint, so one failing
+/// operation does not undo the others) and answers every caller only after the
+/// transaction committed, i.e. after the fsync: group commit. Other processes
+/// opening the same file are serialised by SQLite's write lock (`BEGIN IMMEDIATE`
+/// plus a busy timeout).
+pub struct SqliteStore {
+    tx: mpsc::Sender<Job>,
+    path: PathBuf,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn db_err(e: rusqlite::Error) -> StateError {
+    StateError::Unavailable(format!("sqlite: {e}"))
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS cw_records (
+    kind TEXT NOT NULL, scope TEXT NOT NULL, account TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    cur BLOB, last BLOB,
+    pending_attempt TEXT, pending BLOB, pending_created INTEGER,
+    last_rotated INTEGER, next_due INTEGER, last_error TEXT,
+    PRIMARY KEY (kind, scope, account)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cw_records_due ON cw_records (next_due);
+CREATE TABLE IF NOT EXISTS cw_claims (
+    kind TEXT NOT NULL, scope TEXT NOT NULL, account TEXT NOT NULL,
+    token INTEGER NOT NULL, holder TEXT, expires_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, scope, account)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cw_sets (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cw_members (
+    kind TEXT NOT NULL, scope TEXT NOT NULL, account TEXT NOT NULL,
+    set_name TEXT NOT NULL,
+    lease_id TEXT UNIQUE, borrower TEXT,
+    issued_at INTEGER, expires_at INTEGER, max_expires_at INTEGER,
+    PRIMARY KEY (kind, scope, account)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cw_members_set ON cw_members (set_name, lease_id);
+CREATE INDEX IF NOT EXISTS cw_members_expiry ON cw_members (expires_at);
+";
+
+impl SqliteStore {
+    /// Opens (creating if needed, with mode 0600 on Unix) the database at `path`.
+    /// Blocks briefly; call it from `spawn_blocking` in latency-sensitive code.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            // Create the file owner-only; it holds ciphertext, but still.
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+        }
+        let conn = Connection::open(&path).map_err(db_err)?;
+        conn.busy_timeout(options.busy_timeout).map_err(db_err)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(db_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StateError::Unavailable(format!(
+                "sqlite: could not enable WAL (journal mode {mode})"
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
+            .map_err(db_err)?;
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
+            .map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                db_err(e)
+            })?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let max_batch = options.max_batch.max(1);
+        std::thread::Builder::new()
+            .name("credwheel-sqlite".into())
+            .spawn(move || writer(conn, rx, max_batch))
+            .map_err(|e| StateError::Unavailable(format!("cannot start writer thread: {e}")))?;
+        Ok(Self { tx, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn: Option<&Connection>| -> (bool, Reply) {
+            let out = conn.map(f);
+            let ok = matches!(out, Some(Ok(_)));
+            (
+                ok,
+                Box::new(move |commit: Result<()>| {
+                    let res = match (commit, out) {
+                        (Err(e), _) => Err(e),
+                        (Ok(()), Some(r)) => r,
+                        (Ok(()), None) => {
+                            Err(StateError::Unavailable("sqlite: batch failed".into()))
+                        }
+                    };
+                    let _ = tx.send(res);
+                }),
+            )
+        });
+        self.tx
+            .send(job)
+            .map_err(|_| StateError::Unavailable("sqlite writer thread stopped".into()))?;
+        rx.await
+            .map_err(|_| StateError::Unavailable("sqlite writer thread stopped".into()))?
+    }
+}
+
+fn writer(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < max_batch {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = db_err(e);
+            for j in jobs {
+                j(None).1(Err(err.clone()));
+            }
+            continue;
+        }
+        let mut replies = Vec::with_capacity(jobs.len());
+        let mut broken = None;
+        for j in jobs {
+            if broken.is_some() {
+                replies.push(j(None).1);
+                continue;
+            }
+            if let Err(e) = conn.execute_batch("SAVEPOINT op") {
+                broken = Some(db_err(e));
+                replies.push(j(None).1);
+                continue;
+            }
+            let (ok, reply) = j(Some(&conn));
+            // A failed operation's partial writes (if any) are undone; the batch
+            // goes on.
+            let end = if ok {
+                "RELEASE op"
+            } else {
+                "ROLLBACK TO op; RELEASE op"
+            };
+            if let Err(e) = conn.execute_batch(end) {
+                broken = Some(db_err(e));
+            }
+            replies.push(reply);
+        }
+        let commit = match broken {
+            Some(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+            None => conn.execute_batch("COMMIT").map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                db_err(e)
+            }),
+        };
+        for r in replies {
+            r(commit.clone());
+        }
+    }
+}
+
+fn i64_of(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| StateError::Invalid("version out of range".into()))
+}
+
+fn record_from_row(id: &TargetId, r: &Row<'_>) -> rusqlite::Result<Record> {
+    let version: i64 = r.get(0)?;
+    let pending = match (
+        r.get::<_, Option<String>>(3)?,
+        r.get::<_, Option<Vec<u8>>>(4)?,
+        r.get::<_, Option<i64>>(5)?,
+    ) {
+        (Some(attempt), Some(sealed), Some(created_at)) => Some(Pending {
+            attempt,
+            sealed: Sealed::from_bytes(sealed),
+            created_at,
+        }),
+        _ => None,
+    };
+    Ok(Record {
+        id: id.clone(),
+        version: u64::try_from(version).unwrap_or(0),
+        current: r.get::<_, Option<Vec<u8>>>(1)?.map(Sealed::from_bytes),
+        last: r.get::<_, Option<Vec<u8>>>(2)?.map(Sealed::from_bytes),
+        pending,
+        last_rotated: r.get(6)?,
+        next_due: r.get(7)?,
+        last_error: r.get(8)?,
+    })
+}
+
+fn id_from_row(
+    r: &Row<'_>,
+    at: usize,
+) -> rusqlite::Result<std::result::Result<TargetId, StateError>> {
+    Ok(TargetId::new(
+        r.get::<_, String>(at)?,
+        r.get::<_, String>(at + 1)?,
+        r.get::<_, String>(at + 2)?,
+    ))
+}
+
+fn lease_from_row(r: &Row<'_>) -> rusqlite::Result<std::result::Result<Lease, StateError>> {
+    // columns: kind, scope, account, set_name, lease_id, borrower, issued, expires, max
+    let id = id_from_row(r, 0)?;
+    let set: String = r.get(3)?;
+    let lease_id: String = r.get(4)?;
+    let borrower: String = r.get(5)?;
+    let (issued_at, expires_at, max_expires_at): (i64, i64, i64) =
+        (r.get(6)?, r.get(7)?, r.get(8)?);
+    Ok(id.map(|account| Lease {
+        lease_id,
+        set,
+        account,
+        borrower,
+        issued_at,
+        expires_at,
+        max_expires_at,
+    }))
+}
+
+const LEASE_COLS: &str =
+    "kind, scope, account, set_name, lease_id, borrower, issued_at, expires_at, max_expires_at";
+
+fn get_lease(c: &Connection, lease_id: &str) -> Result<Lease> {
+    c.prepare_cached(&format!(
+        "SELECT {LEASE_COLS} FROM cw_members WHERE lease_id = ?1"
+    ))
+    .map_err(db_err)?
+    .query_row(params![lease_id], lease_from_row)
+    .optional()
+    .map_err(db_err)?
+    .ok_or(StateError::NotFound("lease"))?
+}
+
+fn fence_ok(c: &Connection, id: &TargetId, fence: Option<Fence>) -> Result<bool> {
+    let Some(Fence(t)) = fence else {
+        return Ok(true);
+    };
+    let token: Option<i64> = c
+        .prepare_cached(
+            "SELECT token FROM cw_claims WHERE kind=?1 AND scope=?2 AND account=?3 \
+             AND holder IS NOT NULL",
+        )
+        .map_err(db_err)?
+        .query_row(params![id.kind(), id.scope(), id.account()], |r| r.get(0))
+        .optional()
+        .map_err(db_err)?;
+    Ok(token == Some(i64_of(t)?))
+}
+
+fn write_record(c: &Connection, rec: &Record, version: i64, insert: bool) -> Result<usize> {
+    let sql = if insert {
+        "INSERT INTO cw_records (kind, scope, account, version, cur, last, pending_attempt, \
+         pending, pending_created, last_rotated, next_due, last_error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    } else {
+        "UPDATE cw_records SET version=?4, cur=?5, last=?6, pending_attempt=?7, pending=?8, \
+         pending_created=?9, last_rotated=?10, next_due=?11, last_error=?12 \
+         WHERE kind=?1 AND scope=?2 AND account=?3"
+    };
+    let p = rec.pending.as_ref();
+    c.prepare_cached(sql)
+        .map_err(db_err)?
+        .execute(params![
+            rec.id.kind(),
+            rec.id.scope(),
+            rec.id.account(),
+            version,
+            rec.current.as_ref().map(Sealed::as_bytes),
+            rec.last.as_ref().map(Sealed::as_bytes),
+            p.map(|p| p.attempt.as_str()),
+            p.map(|p| p.sealed.as_bytes()),
+            p.map(|p| p.created_at),
+            rec.last_rotated,
+            rec.next_due,
+            rec.last_error,
+        ])
+        .map_err(db_err)
+}
+
+fn current_version(c: &Connection, id: &TargetId) -> Result<Option<i64>> {
+    c.prepare_cached("SELECT version FROM cw_records WHERE kind=?1 AND scope=?2 AND account=?3")
+        .map_err(db_err)?
+        .query_row(params![id.kind(), id.scope(), id.account()], |r| r.get(0))
+        .optional()
+        .map_err(db_err)
+}
+
+#[async_trait]
+impl StateStore for SqliteStore {
+    async fn create_record(&self, record: &Record) -> Result<u64> {
+        let rec = record.clone();
+        self.run(move |c| {
+            if current_version(c, &rec.id)?.is_some() {
+                return Err(StateError::Conflict(ConflictReason::AlreadyExists));
+            }
+            write_record(c, &rec, 1, true)?;
+            Ok(1)
+        })
+        .await
+    }
+
+    async fn get_record(&self, id: &TargetId) -> Result<Record> {
+        let id = id.clone();
+        self.run(move |c| {
+            c.prepare_cached(
+                "SELECT version, cur, last, pending_attempt, pending, pending_created, \
+                 last_rotated, next_due, last_error FROM cw_records \
+                 WHERE kind=?1 AND scope=?2 AND account=?3",
+            )
+            .map_err(db_err)?
+            .query_row(params![id.kind(), id.scope(), id.account()], |r| {
+                record_from_row(&id, r)
+            })
+            .optional()
+            .map_err(db_err)?
+            .ok_or(StateError::NotFound("record"))
+        })
+        .await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        record: &Record,
+        expected_version: u64,
+        fence: Option<Fence>,
+    ) -> Result<u64> {
+        let rec = record.clone();
+        self.run(move |c| {
+            let expected = i64_of(expected_version)?;
+            match current_version(c, &rec.id)? {
+                None => return Err(StateError::NotFound("record")),
+                Some(v) if v != expected => {
+                    return Err(StateError::Conflict(ConflictReason::Version));
+                }
+                Some(_) => {}
+            }
+            if !fence_ok(c, &rec.id, fence)? {
+                return Err(StateError::Conflict(ConflictReason::Fenced));
+            }
+            write_record(c, &rec, expected + 1, false)?;
+            Ok(expected_version + 1)
+        })
+        .await
+    }
+
+    async fn delete_record(&self, id: &TargetId, expected_version: u64) -> Result<()> {
+        let id = id.clone();
+        self.run(move |c| {
+            match current_version(c, &id)? {
+                None => return Err(StateError::NotFound("record")),
+                Some(v) if v != i64_of(expected_version)? => {
+                    return Err(StateError::Conflict(ConflictReason::Version));
+                }
+                Some(_) => {}
+            }
+            c.prepare_cached("DELETE FROM cw_records WHERE kind=?1 AND scope=?2 AND account=?3")
+                .map_err(db_err)?
+                .execute(params![id.kind(), id.scope(), id.account()])
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_due(&self, now: Millis, limit: usize) -> Result<Vec<TargetId>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT kind, scope, account FROM cw_records \
+                     WHERE next_due <= ?1 OR pending IS NOT NULL \
+                     ORDER BY kind, scope, account LIMIT ?2",
+                )
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![now, limit], |r| id_from_row(r, 0))
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(r.map_err(db_err)??);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn claim(&self, id: &TargetId, holder: &str, now: Millis, ttl_ms: i64) -> Result<Claim> {
+        if ttl_ms <= 0 {
+            return Err(StateError::Invalid("claim ttl must be > 0".into()));
+        }
+        let (id, holder) = (id.clone(), holder.to_owned());
+        self.run(move |c| {
+            let row: Option<(i64, Option<String>, i64)> = c
+                .prepare_cached(
+                    "SELECT token, holder, expires_at FROM cw_claims \
+                     WHERE kind=?1 AND scope=?2 AND account=?3",
+                )
+                .map_err(db_err)?
+                .query_row(params![id.kind(), id.scope(), id.account()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+                .map_err(db_err)?;
+            if let Some((_, Some(_), exp)) = &row
+                && *exp > now
+            {
+                return Err(StateError::Conflict(ConflictReason::ClaimHeld));
+            }
+            let token = row.map_or(0, |r| r.0) + 1;
+            let expires_at = now.saturating_add(ttl_ms);
+            c.prepare_cached(
+                "INSERT INTO cw_claims (kind, scope, account, token, holder, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (kind, scope, account) DO UPDATE \
+                 SET token=excluded.token, holder=excluded.holder, expires_at=excluded.expires_at",
+            )
+            .map_err(db_err)?
+            .execute(params![
+                id.kind(),
+                id.scope(),
+                id.account(),
+                token,
+                holder,
+                expires_at
+            ])
+            .map_err(db_err)?;
+            Ok(Claim {
+                id,
+                holder,
+                token: u64::try_from(token).unwrap_or(0),
+                expires_at,
+            })
+        })
+        .await
+    }
+
+    async fn renew_claim(&self, claim: &Claim, now: Millis, ttl_ms: i64) -> Result<Claim> {
+        if ttl_ms <= 0 {
+            return Err(StateError::Invalid("claim ttl must be > 0".into()));
+        }
+        let claim = claim.clone();
+        self.run(move |c| {
+            let expires_at = now.saturating_add(ttl_ms);
+            let n = c
+                .prepare_cached(
+                    "UPDATE cw_claims SET expires_at=?5 WHERE kind=?1 AND scope=?2 AND \
+                     account=?3 AND token=?4 AND holder IS NOT NULL",
+                )
+                .map_err(db_err)?
+                .execute(params![
+                    claim.id.kind(),
+                    claim.id.scope(),
+                    claim.id.account(),
+                    i64_of(claim.token)?,
+                    expires_at
+                ])
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(StateError::Conflict(ConflictReason::Fenced));
+            }
+            Ok(Claim {
+                expires_at,
+                ..claim
+            })
+        })
+        .await
+    }
+
+    async fn release_claim(&self, claim: &Claim) -> Result<()> {
+        let claim = claim.clone();
+        self.run(move |c| {
+            c.prepare_cached(
+                "UPDATE cw_claims SET holder=NULL, expires_at=0 WHERE kind=?1 AND scope=?2 \
+                 AND account=?3 AND token=?4",
+            )
+            .map_err(db_err)?
+            .execute(params![
+                claim.id.kind(),
+                claim.id.scope(),
+                claim.id.account(),
+                i64_of(claim.token)?
+            ])
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_to_set(&self, set: &str, accounts: &[TargetId]) -> Result<()> {
+        let (set, accounts) = (set.to_owned(), accounts.to_vec());
+        self.run(move |c| {
+            let mut member_of = c
+                .prepare_cached(
+                    "SELECT set_name FROM cw_members WHERE kind=?1 AND scope=?2 AND account=?3",
+                )
+                .map_err(db_err)?;
+            for a in &accounts {
+                let s: Option<String> = member_of
+                    .query_row(params![a.kind(), a.scope(), a.account()], |r| r.get(0))
+                    .optional()
+                    .map_err(db_err)?;
+                if s.is_some_and(|s| s != set) {
+                    return Err(StateError::Conflict(ConflictReason::OtherSet));
+                }
+            }
+            c.prepare_cached("INSERT OR IGNORE INTO cw_sets (name) VALUES (?1)")
+                .map_err(db_err)?
+                .execute(params![set])
+                .map_err(db_err)?;
+            let mut ins = c
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO cw_members (kind, scope, account, set_name) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(db_err)?;
+            for a in &accounts {
+                ins.execute(params![a.kind(), a.scope(), a.account(), set])
+                    .map_err(db_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_from_set(&self, set: &str, accounts: &[TargetId]) -> Result<()> {
+        let (set, accounts) = (set.to_owned(), accounts.to_vec());
+        self.run(move |c| {
+            if !set_exists(c, &set)? {
+                return Err(StateError::NotFound("set"));
+            }
+            let mut leased = c
+                .prepare_cached(
+                    "SELECT lease_id IS NOT NULL FROM cw_members WHERE kind=?1 AND scope=?2 \
+                     AND account=?3 AND set_name=?4",
+                )
+                .map_err(db_err)?;
+            for a in &accounts {
+                let l: Option<bool> = leased
+                    .query_row(params![a.kind(), a.scope(), a.account(), set], |r| r.get(0))
+                    .optional()
+                    .map_err(db_err)?;
+                if l == Some(true) {
+                    return Err(StateError::Conflict(ConflictReason::Leased));
+                }
+            }
+            let mut del = c
+                .prepare_cached(
+                    "DELETE FROM cw_members WHERE kind=?1 AND scope=?2 AND account=?3 \
+                     AND set_name=?4",
+                )
+                .map_err(db_err)?;
+            for a in &accounts {
+                del.execute(params![a.kind(), a.scope(), a.account(), set])
+                    .map_err(db_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_members(&self, set: &str) -> Result<Vec<SetMember>> {
+        let set = set.to_owned();
+        self.run(move |c| {
+            if !set_exists(c, &set)? {
+                return Err(StateError::NotFound("set"));
+            }
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {LEASE_COLS} FROM cw_members WHERE set_name=?1 \
+                     ORDER BY kind, scope, account"
+                ))
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![set], |r| {
+                    let account = id_from_row(r, 0)?;
+                    let lease = match r.get::<_, Option<String>>(4)? {
+                        Some(_) => Some(lease_from_row(r)?),
+                        None => None,
+                    };
+                    Ok((account, lease))
+                })
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (account, lease) = row.map_err(db_err)?;
+                out.push(SetMember {
+                    account: account?,
+                    lease: lease.transpose()?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn take_lease(
+        &self,
+        set: &str,
+        borrower: &str,
+        now: Millis,
+        terms: LeaseTerms,
+    ) -> Result<Lease> {
+        terms.check()?;
+        let (set, borrower) = (set.to_owned(), borrower.to_owned());
+        self.run(move |c| {
+            let free = c
+                .prepare_cached(
+                    "SELECT kind, scope, account FROM cw_members \
+                     WHERE set_name=?1 AND lease_id IS NULL \
+                     ORDER BY kind, scope, account LIMIT 1",
+                )
+                .map_err(db_err)?
+                .query_row(params![set], |r| id_from_row(r, 0))
+                .optional()
+                .map_err(db_err)?;
+            let Some(account) = free else {
+                return Err(if set_exists(c, &set)? {
+                    StateError::NoneAvailable
+                } else {
+                    StateError::NotFound("set")
+                });
+            };
+            let account = account?;
+            let lease = Lease {
+                lease_id: new_uuid(),
+                set,
+                account,
+                borrower,
+                issued_at: now,
+                expires_at: now.saturating_add(terms.ttl_ms),
+                max_expires_at: now.saturating_add(terms.max_ttl_ms),
+            };
+            c.prepare_cached(
+                "UPDATE cw_members SET lease_id=?4, borrower=?5, issued_at=?6, expires_at=?7, \
+                 max_expires_at=?8 WHERE kind=?1 AND scope=?2 AND account=?3 AND lease_id IS NULL",
+            )
+            .map_err(db_err)?
+            .execute(params![
+                lease.account.kind(),
+                lease.account.scope(),
+                lease.account.account(),
+                lease.lease_id,
+                lease.borrower,
+                lease.issued_at,
+                lease.expires_at,
+                lease.max_expires_at
+            ])
+            .map_err(db_err)?;
+            Ok(lease)
+        })
+        .await
+    }
+
+    async fn renew_lease(
+        &self,
+        lease_id: &str,
+        borrower: Option<&str>,
+        now: Millis,
+        ttl_ms: i64,
+    ) -> Result<Lease> {
+        if ttl_ms <= 0 {
+            return Err(StateError::Invalid("lease ttl must be > 0".into()));
+        }
+        let (lease_id, borrower) = (lease_id.to_owned(), borrower.map(str::to_owned));
+        self.run(move |c| {
+            let mut lease = get_lease(c, &lease_id)?;
+            if borrower.is_some_and(|b| b != lease.borrower) {
+                return Err(StateError::NotBorrower);
+            }
+            if lease.expires_at <= now {
+                return Err(StateError::Expired);
+            }
+            lease.expires_at = now.saturating_add(ttl_ms).min(lease.max_expires_at);
+            c.prepare_cached("UPDATE cw_members SET expires_at=?2 WHERE lease_id=?1")
+                .map_err(db_err)?
+                .execute(params![lease_id, lease.expires_at])
+                .map_err(db_err)?;
+            Ok(lease)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, lease_id: &str, borrower: Option<&str>) -> Result<Lease> {
+        let (lease_id, borrower) = (lease_id.to_owned(), borrower.map(str::to_owned));
+        self.run(move |c| {
+            let lease = get_lease(c, &lease_id)?;
+            if borrower.is_some_and(|b| b != lease.borrower) {
+                return Err(StateError::NotBorrower);
+            }
+            c.prepare_cached(
+                "UPDATE cw_members SET lease_id=NULL, borrower=NULL, issued_at=NULL, \
+                 expires_at=NULL, max_expires_at=NULL WHERE lease_id=?1",
+            )
+            .map_err(db_err)?
+            .execute(params![lease_id])
+            .map_err(db_err)?;
+            Ok(lease)
+        })
+        .await
+    }
+
+    async fn list_expired_leases(&self, now: Millis, limit: usize) -> Result<Vec<Lease>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {LEASE_COLS} FROM cw_members WHERE lease_id IS NOT NULL \
+                     AND expires_at <= ?1 ORDER BY expires_at, lease_id LIMIT ?2"
+                ))
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![now, limit], lease_from_row)
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(r.map_err(db_err)??);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn set_exists(c: &Connection, set: &str) -> Result<bool> {
+    Ok(c.prepare_cached("SELECT 1 FROM cw_sets WHERE name=?1")
+        .map_err(db_err)?
+        .query_row(params![set], |_| Ok(()))
+        .optional()
+        .map_err(db_err)?
+        .is_some())
+}

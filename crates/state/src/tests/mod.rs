@@ -2,6 +2,8 @@
 
 mod protocol;
 mod seal;
+mod sqlite;
+mod worker;
 
 use std::sync::Arc;
 
@@ -11,4 +13,9 @@ use crate::{MemoryStore, StateStore};
 async fn memory_store_conformance() {
     let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
     crate::conformance::run_all(store).await;
+}
+
+/// Opens a non-SQLite backend for a worker process.
+async fn open_backend(backend: &str, _location: &str) -> Arc<dyn StateStore> {
+    panic!("unknown worker backend {backend}")
 }
