@@ -49,6 +49,7 @@
 mod error;
 pub mod manual;
 mod memory;
+mod postgres;
 mod protocol;
 mod seal;
 mod sqlite;
@@ -64,6 +65,7 @@ mod tests;
 
 pub use error::{ConflictReason, Result, StateError, TargetError, TargetErrorKind};
 pub use memory::MemoryStore;
+pub use postgres::{PgOptions, PgStore};
 pub use protocol::{
     PasswordSource, RecoverOutcome, RotationMethod, RotationOutcome, RotationTarget, Rotator,
     RotatorConfig,

@@ -1,5 +1,6 @@
 //! Unit tests: sealing, the protocol (crash at every await point), the memory store.
 
+mod postgres;
 mod protocol;
 mod seal;
 mod sqlite;
@@ -16,6 +17,12 @@ async fn memory_store_conformance() {
 }
 
 /// Opens a non-SQLite backend for a worker process.
-async fn open_backend(backend: &str, _location: &str) -> Arc<dyn StateStore> {
-    panic!("unknown worker backend {backend}")
+async fn open_backend(backend: &str, location: &str) -> Arc<dyn StateStore> {
+    assert_eq!(backend, "postgres", "unknown worker backend");
+    let (url, schema) = location.split_once('\t').unwrap();
+    Arc::new(
+        crate::PgStore::connect(url, crate::PgOptions::with_schema(schema))
+            .await
+            .unwrap(),
+    )
 }
