@@ -2,41 +2,34 @@
 
 use std::hash::Hasher;
 
-/// Short names and long names of the attribute types RFC 4514 section 3 requires
-/// parsers to recognise, with their OIDs (RFC 4519). Equality maps all three forms
-/// to the OID.
-const KNOWN: &[(&str, &str)] = &[
-    ("cn", "2.5.4.3"),
-    ("commonname", "2.5.4.3"),
-    ("l", "2.5.4.7"),
-    ("localityname", "2.5.4.7"),
-    ("st", "2.5.4.8"),
-    ("stateorprovincename", "2.5.4.8"),
-    ("o", "2.5.4.10"),
-    ("organizationname", "2.5.4.10"),
-    ("ou", "2.5.4.11"),
-    ("organizationalunitname", "2.5.4.11"),
-    ("c", "2.5.4.6"),
-    ("countryname", "2.5.4.6"),
-    ("street", "2.5.4.9"),
-    ("streetaddress", "2.5.4.9"),
-    ("dc", "0.9.2342.19200300.100.1.25"),
-    ("domaincomponent", "0.9.2342.19200300.100.1.25"),
-    ("uid", "0.9.2342.19200300.100.1.1"),
-    ("userid", "0.9.2342.19200300.100.1.1"),
-];
-
-/// The form of an attribute type used for comparison: the OID for the types above,
-/// otherwise the type itself (compared ASCII-case-insensitively).
+/// The form of an attribute type used for comparison: the OID for the short names
+/// and long names of the types RFC 4514 section 3 requires parsers to recognise
+/// (RFC 4519), otherwise the type itself (compared ASCII-case-insensitively).
 pub(crate) fn canonical(attr: &str) -> &str {
-    KNOWN
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(attr))
-        .map_or(attr, |(_, oid)| oid)
+    const LONGEST: usize = "organizationalunitname".len();
+    if attr.len() > LONGEST || attr.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        return attr;
+    }
+    let mut buf = [0u8; LONGEST];
+    let lower = &mut buf[..attr.len()];
+    lower.copy_from_slice(attr.as_bytes());
+    lower.make_ascii_lowercase();
+    match &*lower {
+        b"cn" | b"commonname" => "2.5.4.3",
+        b"l" | b"localityname" => "2.5.4.7",
+        b"st" | b"stateorprovincename" => "2.5.4.8",
+        b"o" | b"organizationname" => "2.5.4.10",
+        b"ou" | b"organizationalunitname" => "2.5.4.11",
+        b"c" | b"countryname" => "2.5.4.6",
+        b"street" | b"streetaddress" => "2.5.4.9",
+        b"dc" | b"domaincomponent" => "0.9.2342.19200300.100.1.25",
+        b"uid" | b"userid" => "0.9.2342.19200300.100.1.1",
+        _ => attr,
+    }
 }
 
 pub(crate) fn type_eq(a: &str, b: &str) -> bool {
-    canonical(a).eq_ignore_ascii_case(canonical(b))
+    a.eq_ignore_ascii_case(b) || canonical(a).eq_ignore_ascii_case(canonical(b))
 }
 
 pub(crate) fn type_hash<H: Hasher>(attr: &str, state: &mut H) {

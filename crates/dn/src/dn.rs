@@ -52,7 +52,7 @@ impl AttributeValue {
 impl PartialEq for AttributeValue {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (Self::Text(a), Self::Text(b)) => fold(a).eq(fold(b)),
+            (Self::Text(a), Self::Text(b)) => text_eq(a, b),
             (Self::Ber(a), Self::Ber(b)) => a == b,
             _ => false,
         }
@@ -76,6 +76,17 @@ impl Hash for AttributeValue {
                 b.hash(state);
             }
         }
+    }
+}
+
+/// Unicode-lowercase comparison. For two ASCII strings that is ASCII case folding
+/// (a non-ASCII character such as U+212A KELVIN SIGN can lowercase to ASCII, so the
+/// shortcut needs both sides ASCII).
+fn text_eq(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        fold(a).eq(fold(b))
     }
 }
 
@@ -807,6 +818,26 @@ mod tests {
             h.finish()
         };
         assert_eq!(hash(&a), hash(&b));
+    }
+
+    #[test]
+    fn unicode_case_folding() {
+        let hash = |dn: &Dn| {
+            let mut h = DefaultHasher::new();
+            dn.hash(&mut h);
+            h.finish()
+        };
+        // U+212A KELVIN SIGN lowercases to ASCII 'k': the ASCII shortcut must not
+        // hide that.
+        let kelvin = Dn::parse("cn=\u{212A}elvin").unwrap();
+        let ascii = Dn::parse("CN=KELVIN").unwrap();
+        assert_eq!(kelvin, ascii);
+        assert_eq!(hash(&kelvin), hash(&ascii));
+        assert_eq!(
+            Dn::parse("cn=ÄÖÜ Ωμέγα").unwrap(),
+            Dn::parse("CN=äöü ΩΜΈΓΑ").unwrap()
+        );
+        assert_ne!(Dn::parse("cn=a").unwrap(), Dn::parse("cn=á").unwrap());
     }
 
     #[test]

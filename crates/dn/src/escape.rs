@@ -25,34 +25,37 @@ enum Action {
     Hex,
 }
 
+/// What to do with the ASCII byte `b` (every character either rule set escapes is
+/// ASCII, so non-ASCII bytes are always kept).
 #[inline]
-fn action(c: char, first: bool, last: bool, rules: Rules) -> Action {
-    match c {
+fn action(b: u8, first: bool, last: bool, rules: Rules) -> Action {
+    match b {
         // RFC 4514 2.4: '"', '+', ',', ';', '<', '>', '\' anywhere.
-        '"' | '+' | ',' | ';' | '<' | '>' | '\\' => Action::Backslash,
+        b'"' | b'+' | b',' | b';' | b'<' | b'>' | b'\\' => Action::Backslash,
         // RFC 4514 2.4: the null character, as a hex pair (it is not a `special`).
-        '\0' => Action::Hex,
+        0 => Action::Hex,
         // RFC 4514 2.4: a space at the beginning or the end.
-        ' ' if first || last => Action::Backslash,
+        b' ' if first || last => Action::Backslash,
         // RFC 4514 2.4: '#' at the beginning; AD: '#' anywhere (TechNet "Active
         // Directory: Characters to Escape").
-        '#' if first || rules == Rules::Ad => Action::Backslash,
+        b'#' if first || rules == Rules::Ad => Action::Backslash,
         // AD: '=' (Microsoft "Distinguished Names", TechNet list).
-        '=' if rules == Rules::Ad => Action::Backslash,
+        b'=' if rules == Rules::Ad => Action::Backslash,
         // AD: '/' is reserved (Microsoft "Distinguished Names"); `\/` is not an RFC
         // 4514 pair, so the hex form is the one both AD and RFC parsers accept.
-        '/' if rules == Rules::Ad => Action::Hex,
+        b'/' if rules == Rules::Ad => Action::Hex,
         // AD: LF, CR and other non-printable characters in hex (Microsoft
         // "Distinguished Names": `CN=Before\0DAfter`).
-        '\u{01}'..='\u{1F}' | '\u{7F}' if rules == Rules::Ad => Action::Hex,
+        0x01..=0x1F | 0x7F if rules == Rules::Ad => Action::Hex,
         _ => Action::Keep,
     }
 }
 
 fn needs_escaping(s: &str, rules: Rules) -> bool {
-    let len = s.len();
-    s.char_indices()
-        .any(|(i, c)| action(c, i == 0, i + c.len_utf8() == len, rules) != Action::Keep)
+    let last = s.len().wrapping_sub(1);
+    s.bytes()
+        .enumerate()
+        .any(|(i, b)| action(b, i == 0, i == last, rules) != Action::Keep)
 }
 
 /// Writes `s` escaped under `rules`. Runs of characters that need no escaping are
@@ -62,26 +65,26 @@ pub(crate) fn write_escaped<W: fmt::Write + ?Sized>(
     s: &str,
     rules: Rules,
 ) -> fmt::Result {
-    let len = s.len();
+    let last = s.len().wrapping_sub(1);
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let end = i + c.len_utf8();
-        let act = action(c, i == 0, end == len, rules);
+    for (i, b) in s.bytes().enumerate() {
+        // Bytes of multi-byte characters are >= 0x80 and always kept, so `i` is a
+        // char boundary whenever the action is not `Keep`. (A trailing space is the
+        // last byte; the last byte of a multi-byte character is never a space.)
+        let act = action(b, i == 0, i == last, rules);
         if act == Action::Keep {
             continue;
         }
         w.write_str(&s[start..i])?;
         w.write_char('\\')?;
         match act {
-            Action::Backslash => w.write_char(c)?,
-            // Only ASCII characters get `Action::Hex`, so one byte, two digits.
+            Action::Backslash => w.write_char(char::from(b))?,
             _ => {
-                let b = u32::from(c);
-                w.write_char(char::from(HEX_UPPER[(b >> 4 & 0xF) as usize]))?;
-                w.write_char(char::from(HEX_UPPER[(b & 0xF) as usize]))?;
+                w.write_char(char::from(HEX_UPPER[usize::from(b >> 4)]))?;
+                w.write_char(char::from(HEX_UPPER[usize::from(b & 0xF)]))?;
             }
         }
-        start = end;
+        start = i + 1;
     }
     w.write_str(&s[start..])
 }
