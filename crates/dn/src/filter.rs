@@ -199,6 +199,16 @@ mod tests {
     }
 
     #[test]
+    fn dn_values() {
+        let dn = Dn::parse(r"CN=Smith\, John \#2,OU=x(y)*,DC=example").unwrap();
+        let f = Filter::eq_dn("member", &dn).unwrap();
+        assert_eq!(
+            f.as_str(),
+            r"(member=CN=Smith\5c, John \5c#2,OU=x\28y\29\2a,DC=example)"
+        );
+    }
+
+    #[test]
     fn bad_attributes_are_rejected() {
         for bad in ["", "cn=x", "cn)(uid", "c n", "(cn", "cn*", "1.2", "cn;"] {
             let r = Filter::eq(bad, "x");

@@ -90,6 +90,12 @@ async fn escaped_account_is_found_and_binds() {
     assert_eq!(found.len(), 1);
     assert_eq!(Dn::parse(&found[0].dn).unwrap(), by_builder);
 
+    // A DN inside a filter (RFC 4515 escaping of the RFC 4514 string) matches too.
+    let by_dn = Filter::eq_dn("distinguishedName", &by_builder).unwrap();
+    let found = search(&mut ldap, &ad.base_dn, &by_dn).await;
+    assert_eq!(found.len(), 1, "{by_dn}");
+    assert_eq!(Dn::parse(&found[0].dn).unwrap(), by_builder);
+
     // The server accepts our DN string as a search base (base scope).
     let (base_hits, _) = ldap
         .search(
