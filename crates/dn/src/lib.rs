@@ -111,7 +111,9 @@
 //!   value, so input like `*)(cn=*` stays a literal value.
 //! * **Use the AD rules for AD.** [`escape_value`] produces valid RFC 4514 that AD
 //!   may still reject or misread (`=`, `/`, CR/LF); send AD only
-//!   [`escape_value_ad`] output or `Dn` `Display` output.
+//!   [`escape_value_ad`] output or `Dn` `Display` output. The lab's Samba DC, for
+//!   one, answers `invalidDNSyntax` for `CN=a=b,…` and accepts `CN=a\=b,…`
+//!   (`tests/live.rs`).
 //! * **Limits.** [`Dn::parse`] rejects inputs over [`MAX_DN_LEN`] bytes (32 KiB),
 //!   more than [`MAX_RDNS`] RDNs or more than [`MAX_AVAS_PER_RDN`] pairs in one RDN,
 //!   before doing work proportional to them; parsing is linear and not recursive.

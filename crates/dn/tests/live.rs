@@ -8,7 +8,7 @@
 // Test helpers outside #[test] functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use credwheel_dn::{Dn, Filter, Rdn, escape_value_ad};
+use credwheel_dn::{Dn, Filter, Rdn, escape_value, escape_value_ad};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use secrecy::ExposeSecret;
 
@@ -161,5 +161,75 @@ async fn filter_metacharacters_find_nothing() {
     ])
     .unwrap();
     assert!(search(&mut ldap, &ad.base_dn, &compound).await.is_empty());
+    ldap.unbind().await.unwrap();
+}
+
+#[tokio::test]
+async fn server_accepts_ad_escaping_syntax() {
+    let Some(ad) = credwheel_testlab::ad() else {
+        return;
+    };
+    let ou = Dn::parse(&ad.service_ou).unwrap();
+    let mut ldap = connect(&ad).await;
+    ldap.simple_bind(&ad.admin_dn, ad.admin_password.expose_secret())
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    // Names using every rule of escape_value_ad. None of them exists, so a
+    // base-scoped search must fail with noSuchObject (32): the server parsed the
+    // DN. invalidDNSyntax (34) would mean it rejected our escaping.
+    for name in [
+        " lead and trail ",
+        "#1 = one/two",
+        "a,b+c;d<e>f\"g\\h",
+        "line\nbreak\rreturn\ttab\u{7f}",
+        "nul\0byte",
+        "Lučić 日本",
+    ] {
+        let dn = ou.child(Rdn::new("CN", name).unwrap()).unwrap();
+        let text = dn.to_string();
+        assert_eq!(
+            text,
+            format!("CN={},{}", escape_value_ad(name), ou),
+            "Display uses the AD rules"
+        );
+        let res = ldap
+            .search(&text, Scope::Base, "(objectClass=*)", vec!["cn"])
+            .await
+            .unwrap();
+        assert_eq!(res.1.rc, 32, "{text:?}: rc {} {}", res.1.rc, res.1.text);
+    }
+    // Controls: the server does check DN syntax (so the 32s above mean it parsed
+    // our escapes); these DNs, which our parser rejects too, get invalidDNSyntax.
+    // (Samba is laxer than RFC 4514 elsewhere: it takes `\zz`, `#0` and a
+    // dangling `\` at the very end.)
+    let controls = [
+        format!("CN=a,,{ou}"),
+        format!("=a,{ou}"),
+        format!("CN=a\"b,{ou}"),
+        format!("CN=a<b,{ou}"),
+    ];
+    for bad in &controls {
+        assert!(Dn::parse(bad).is_err(), "{bad:?}");
+        let res = ldap
+            .search(bad, Scope::Base, "(objectClass=*)", vec!["cn"])
+            .await
+            .unwrap();
+        assert_eq!(res.1.rc, 34, "{bad:?}: rc {} {}", res.1.rc, res.1.text);
+    }
+
+    // Why escape_value_ad exists: RFC 4514 lets '=' stand unescaped in a value,
+    // and the DC rejects that; the AD form is accepted.
+    let rfc = format!("CN={},{ou}", escape_value("a=b"));
+    let ad_form = format!("CN={},{ou}", escape_value_ad("a=b"));
+    assert_eq!(Dn::parse(&rfc).unwrap(), Dn::parse(&ad_form).unwrap());
+    for (dn, want) in [(&rfc, 34), (&ad_form, 32)] {
+        let res = ldap
+            .search(dn, Scope::Base, "(objectClass=*)", vec!["cn"])
+            .await
+            .unwrap();
+        assert_eq!(res.1.rc, want, "{dn:?}: rc {} {}", res.1.rc, res.1.text);
+    }
     ldap.unbind().await.unwrap();
 }
