@@ -58,6 +58,85 @@ pub(crate) enum Method {
     Exact,
 }
 
+/// Counting in 8-bit lanes of a `u64`, one lane per counter: adding a character is
+/// one add (no dependency on a lookup), and the final check is a table lookup on the
+/// mask of counters that reached their minimum.
+struct Packed {
+    /// Alphabet index -> lane increments.
+    char_inc: Vec<u64>,
+    /// Byte -> lane increments of `byte_index[b]`.
+    byte_inc: [u64; 256],
+    mins: Vec<u8>,
+    /// Met-counters mask -> every rule met.
+    accept_mask: Vec<bool>,
+}
+
+impl Packed {
+    #[inline]
+    fn accepts(&self, acc: u64) -> bool {
+        let mut mask = 0usize;
+        for (k, &m) in self.mins.iter().enumerate() {
+            if ((acc >> (8 * k)) & 0xff) as u8 >= m {
+                mask |= 1 << k;
+            }
+        }
+        self.accept_mask[mask]
+    }
+}
+
+/// Bytes shifted out of 64-bit draws.
+#[derive(Default)]
+struct ByteSource {
+    word: u64,
+    left: u32,
+}
+
+impl ByteSource {
+    /// A uniform byte below `limit` (by rejection), as an index.
+    #[inline(always)]
+    fn below<R: RngCore + ?Sized>(&mut self, rng: &mut R, limit: u16) -> usize {
+        loop {
+            if self.left == 0 {
+                self.word = rng.next_u64();
+                self.left = 8;
+            }
+            let b = self.word as u8;
+            self.word >>= 8;
+            self.left -= 1;
+            if u16::from(b) < limit {
+                return b as usize;
+            }
+        }
+    }
+}
+
+/// 16-bit values shifted out of 64-bit draws.
+#[derive(Default)]
+struct U16Source {
+    word: u64,
+    left: u32,
+}
+
+impl U16Source {
+    /// A uniform integer below `n` (Lemire; `threshold = (65536 - n) % n`).
+    #[inline(always)]
+    fn uniform<R: RngCore + ?Sized>(&mut self, rng: &mut R, n: u32, threshold: u32) -> usize {
+        loop {
+            if self.left == 0 {
+                self.word = rng.next_u64();
+                self.left = 4;
+            }
+            let x = (self.word & 0xffff) as u32;
+            self.word >>= 16;
+            self.left -= 1;
+            let m = x * n;
+            if (m & 0xffff) >= threshold {
+                return (m >> 16) as usize;
+            }
+        }
+    }
+}
+
 pub(crate) struct Engine {
     length: usize,
     alphabet: Vec<char>,
@@ -83,7 +162,16 @@ pub(crate) struct Engine {
     table: Vec<u64>,
     /// Byte -> alphabet index for bytes below `byte_limit` (a multiple of the alphabet size).
     byte_index: [u8; 256],
+    /// Byte -> atom of `byte_index[b]`.
+    byte_atom: [u16; 256],
     byte_limit: u16,
+    /// Packed-counter fast check (no forbidden substrings, at most 8 counters,
+    /// length at most 255): per-alphabet-character increments of 8-bit lanes.
+    packed: Option<Packed>,
+    /// Worst-case UTF-8 size of a password.
+    max_bytes: usize,
+    /// `trans` with pre-multiplied offsets: `trans_pm[s * n_atoms + a] = next * n_atoms`.
+    trans_pm: Vec<u32>,
     log2_count: f64,
     acceptance: f64,
     method: Method,
@@ -369,9 +457,44 @@ impl Engine {
 
         let mut byte_index = [0u8; 256];
         let byte_limit = (256 / n * n) as u16;
+        let mut byte_atom = [0u16; 256];
         for (b, slot) in byte_index.iter_mut().enumerate() {
             *slot = (b % n) as u8;
+            byte_atom[b] = char_atom[b % n] as u16;
         }
+        let trans_pm: Vec<u32> = trans.iter().map(|&t| t * n_atoms as u32).collect();
+        let packed = if spec.forbidden.is_empty() && spec.counters.len() <= 8 && length <= 255 {
+            let char_inc: Vec<u64> = spec
+                .char_counters
+                .iter()
+                .map(|&mask| {
+                    (0..spec.counters.len())
+                        .filter(|k| mask & (1u64 << k) != 0)
+                        .map(|k| 1u64 << (8 * k))
+                        .sum()
+                })
+                .collect();
+            let mut byte_inc = [0u64; 256];
+            for (b, slot) in byte_inc.iter_mut().enumerate() {
+                *slot = char_inc[b % n];
+            }
+            let k = spec.counters.len();
+            let accept_mask = (0..1usize << k)
+                .map(|m| {
+                    spec.rules.iter().all(|r| {
+                        r.counters.iter().filter(|&&c| m & (1 << c) != 0).count() >= r.at_least
+                    })
+                })
+                .collect();
+            Some(Packed {
+                char_inc,
+                byte_inc,
+                mins: spec.counters.iter().map(|c| c.min as u8).collect(),
+                accept_mask,
+            })
+        } else {
+            None
+        };
 
         Ok(Engine {
             length,
@@ -389,7 +512,17 @@ impl Engine {
             width,
             table,
             byte_index,
+            byte_atom,
             byte_limit,
+            packed,
+            max_bytes: spec
+                .alphabet
+                .iter()
+                .map(|c| c.len_utf8())
+                .max()
+                .unwrap_or(1)
+                * length,
+            trans_pm,
             log2_count,
             acceptance,
             method,
@@ -424,13 +557,7 @@ impl Engine {
 
     /// Worst-case UTF-8 size of a password.
     pub(crate) fn max_bytes(&self) -> usize {
-        let per = self
-            .alphabet
-            .iter()
-            .map(|c| c.len_utf8())
-            .max()
-            .unwrap_or(1);
-        per * self.length
+        self.max_bytes
     }
 
     /// Runs the automaton over a string of alphabet indices; true if it is valid.
@@ -458,39 +585,171 @@ impl Engine {
     /// Rejection sampling of whole candidates: draw `length` independent uniform
     /// characters, accept if the automaton ends in an accepting state, else retry.
     pub(crate) fn generate_rejection<R: RngCore + ?Sized>(&self, rng: &mut R, out: &mut String) {
-        let start = out.len();
-        let mut buf = [0u8; 64];
-        let mut pos = buf.len();
-        let na = self.n_atoms;
-        loop {
-            out.truncate(start);
-            let mut s = self.init as usize;
-            for _ in 0..self.length {
-                let idx = loop {
-                    if pos == buf.len() {
-                        rng.fill_bytes(&mut buf);
-                        pos = 0;
-                    }
-                    let b = buf[pos];
-                    pos += 1;
-                    if u16::from(b) < self.byte_limit {
-                        break self.byte_index[b as usize] as usize;
-                    }
-                };
-                s = self.trans[s * na + self.char_atom[idx] as usize] as usize;
-                out.push(self.alphabet[idx]);
+        const STACK: usize = 128;
+        let mut stack = [0u8; STACK];
+        let mut heap;
+        let idx: &mut [u8] = if self.length <= STACK {
+            &mut stack[..self.length]
+        } else {
+            heap = zeroize::Zeroizing::new(vec![0u8; self.length]);
+            &mut heap[..]
+        };
+        if 256 % self.alphabet.len() <= 4 {
+            self.fill_candidates_bytes(rng, idx);
+        } else {
+            self.fill_candidates_u16(rng, idx);
+        }
+        for &i in idx.iter() {
+            out.push(self.alphabet[i as usize]);
+        }
+        idx.zeroize();
+    }
+
+    /// Candidates from single bytes (used when at most 4 of 256 byte values are
+    /// rejected): a byte below the largest multiple of the alphabet size, modulo it.
+    /// Bytes are taken from 64-bit draws, so only what is needed is drawn.
+    fn fill_candidates_bytes<R: RngCore + ?Sized>(&self, rng: &mut R, idx: &mut [u8]) {
+        let mut src = ByteSource::default();
+        let limit = self.byte_limit;
+        if let Some(p) = &self.packed {
+            loop {
+                let mut acc = 0u64;
+                for slot in idx.iter_mut() {
+                    let b = src.below(rng, limit);
+                    acc += p.byte_inc[b];
+                    *slot = self.byte_index[b];
+                }
+                if p.accepts(acc) {
+                    break;
+                }
             }
-            if self.accept[s] {
-                break;
+        } else {
+            let na = self.n_atoms;
+            let init = self.init as usize * na;
+            loop {
+                let mut s = init;
+                for slot in idx.iter_mut() {
+                    let b = src.below(rng, limit);
+                    s = self.trans_pm[s + self.byte_atom[b] as usize] as usize;
+                    *slot = self.byte_index[b];
+                }
+                if self.accept[s / na] {
+                    break;
+                }
             }
         }
-        buf.zeroize();
+        src.word.zeroize();
+    }
+
+    /// Candidates from 16-bit draws with Lemire's exact multiply-and-reject (rejects
+    /// fewer than `n / 65536` of the draws).
+    fn fill_candidates_u16<R: RngCore + ?Sized>(&self, rng: &mut R, idx: &mut [u8]) {
+        let mut src = U16Source::default();
+        let n = self.alphabet.len() as u32;
+        let threshold = (65536 - n) % n;
+        if let Some(p) = &self.packed {
+            loop {
+                let mut acc = 0u64;
+                for slot in idx.iter_mut() {
+                    let i = src.uniform(rng, n, threshold);
+                    acc += p.char_inc[i];
+                    *slot = i as u8;
+                }
+                if p.accepts(acc) {
+                    break;
+                }
+            }
+        } else {
+            let na = self.n_atoms;
+            let init = self.init as usize * na;
+            loop {
+                let mut s = init;
+                for slot in idx.iter_mut() {
+                    let i = src.uniform(rng, n, threshold);
+                    s = self.trans_pm[s + self.char_atom[i] as usize] as usize;
+                    *slot = i as u8;
+                }
+                if self.accept[s / na] {
+                    break;
+                }
+            }
+        }
+        src.word.zeroize();
+    }
+
+    fn count_u128(&self, l: usize, s: usize) -> u128 {
+        let c = self.count_at(l, s);
+        u128::from(c[0]) | (c.get(1).map_or(0, |&h| u128::from(h)) << 64)
+    }
+
+    /// [`Engine::generate_exact`] for counts below 2^128: the same walk in native
+    /// integers, without allocation.
+    fn generate_exact_u128<R: RngCore + ?Sized>(&self, rng: &mut R, out: &mut String) {
+        let na = self.n_atoms;
+        let mut s = self.init as usize;
+        let mut l = self.length;
+        let mut r: u128 = 0;
+        while l > 0 {
+            if self.free[s] {
+                for _ in 0..l {
+                    let i = bigint::uniform_u32(rng, self.alphabet.len() as u32) as usize;
+                    out.push(self.alphabet[i]);
+                }
+                break;
+            }
+            let total = self.count_u128(l, s);
+            let bits = 128 - total.leading_zeros();
+            let mask = if bits == 128 {
+                u128::MAX
+            } else {
+                (1u128 << bits) - 1
+            };
+            r = loop {
+                let x = if bits <= 64 {
+                    u128::from(rng.next_u64())
+                } else {
+                    u128::from(rng.next_u64()) | (u128::from(rng.next_u64()) << 64)
+                } & mask;
+                if x < total {
+                    break x;
+                }
+            };
+            let mut chosen = None;
+            for a in 0..na {
+                let t = self.trans[s * na + a] as usize;
+                if t == self.n_states {
+                    continue;
+                }
+                let w = self.count_u128(l - 1, t) * u128::from(self.atom_size[a]);
+                if r < w {
+                    chosen = Some((a, t));
+                    break;
+                }
+                r -= w;
+            }
+            let Some((a, t)) = chosen else { break };
+            let k = bigint::uniform_u32(rng, self.atom_size[a] as u32) as usize;
+            let i = self.atom_chars[self.atom_start[a] + k] as usize;
+            out.push(self.alphabet[i]);
+            s = t;
+            l -= 1;
+        }
+        r.zeroize();
     }
 
     /// Exact sampling by walking the counting table: from state `s` with `l`
     /// characters left, choose the next character `c` with probability
     /// `count(l-1, next(s, c)) / count(l, s)`.
     pub(crate) fn generate_exact<R: RngCore + ?Sized>(&self, rng: &mut R, out: &mut String) {
+        if self.width <= 2 {
+            self.generate_exact_u128(rng, out);
+        } else {
+            self.generate_exact_big(rng, out);
+        }
+    }
+
+    /// [`Engine::generate_exact`] with big integers of any width.
+    pub(crate) fn generate_exact_big<R: RngCore + ?Sized>(&self, rng: &mut R, out: &mut String) {
         let w = self.width;
         let mut r = zeroize::Zeroizing::new(vec![0u64; w]);
         let mut weight = zeroize::Zeroizing::new(vec![0u64; w]);

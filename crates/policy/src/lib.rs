@@ -154,8 +154,8 @@ pub use infisical::{
     InfisicalRequired, InfisicalRequirements,
 };
 pub use policy::{
-    CharClass, MAX_ALPHABET, MAX_CLASSES, MAX_LENGTH, Policy, PolicyBuilder, Rule, SamplingMethod,
-    Violation,
+    CharClass, MAX_ALPHABET, MAX_CLASSES, MAX_LENGTH, PasswordBuffer, Policy, PolicyBuilder, Rule,
+    SamplingMethod, Violation,
 };
 
 /// `a` to `z`.

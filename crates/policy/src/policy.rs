@@ -554,12 +554,12 @@ impl Policy {
         into_secret(s)
     }
 
-    /// Generates a password into `buf` (cleared first), reusing its allocation: the
-    /// allocation-free form for high volumes. `buf` zeroizes itself when dropped.
-    pub fn generate_into<R: CryptoRng + ?Sized>(&self, rng: &mut R, buf: &mut Zeroizing<String>) {
-        buf.zeroize();
-        buf.reserve(self.engine.max_bytes());
-        self.engine.generate(rng, buf);
+    /// Generates a password into `buf` (its previous content is zeroized first),
+    /// reusing its allocation: the allocation-free form for high volumes.
+    pub fn generate_into<R: CryptoRng + ?Sized>(&self, rng: &mut R, buf: &mut PasswordBuffer) {
+        buf.0.zeroize();
+        buf.0.reserve(self.engine.max_bytes());
+        self.engine.generate(rng, &mut buf.0);
     }
 
     /// Whether the password satisfies the policy.
@@ -630,6 +630,37 @@ impl Policy {
     #[cfg(test)]
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
+    }
+}
+
+/// A reusable, zeroize-on-drop buffer for [`Policy::generate_into`].
+///
+/// Its `Debug` is redacted; read the password with
+/// [`expose_secret`](PasswordBuffer::expose_secret) only where it is used.
+#[derive(Default)]
+pub struct PasswordBuffer(Zeroizing<String>);
+
+impl PasswordBuffer {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        PasswordBuffer::default()
+    }
+
+    /// The password last generated into this buffer.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// Moves the password out as a [`SecretString`] (the buffer is left empty).
+    pub fn into_secret(self) -> SecretString {
+        let mut inner = self.0;
+        into_secret(core::mem::take(&mut *inner))
+    }
+}
+
+impl core::fmt::Debug for PasswordBuffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("PasswordBuffer([REDACTED])")
     }
 }
 

@@ -111,6 +111,17 @@ fn ad_like() -> Policy {
         .unwrap()
 }
 
+/// Ten characters: 256 % 10 = 6 > 4, so candidates come from 16-bit draws.
+fn ten_chars(forbid: bool) -> Policy {
+    let b = Policy::builder(3)
+        .charset("zero", "0", 1)
+        .charset("low", "123", 1)
+        .charset("rest", "456789", 0);
+    if forbid { b.forbid_substring("01") } else { b }
+        .build()
+        .unwrap()
+}
+
 /// Draws per cell (expected count per valid string).
 const PER_CELL: usize = 200;
 /// Normal quantile for the threshold: p = 1e-4 upper tail.
@@ -118,7 +129,13 @@ const Z: f64 = 3.719;
 
 #[test]
 fn counts_match_brute_force() {
-    for p in [two_class(), overlapping(), ad_like()] {
+    for p in [
+        two_class(),
+        overlapping(),
+        ad_like(),
+        ten_chars(false),
+        ten_chars(true),
+    ] {
         let valid = valid_set(&p);
         assert_eq!(p.count_decimal(), valid.len().to_string(), "{p:?}");
         assert!((p.entropy_bits() - (valid.len() as f64).log2()).abs() < 1e-9);
@@ -151,6 +168,14 @@ fn both_samplers_pass_chi_square() {
                 "{method:?} on policy {k}: chi2 {stat:.1} >= {limit:.1}"
             );
         }
+        // The big-integer walk (used for counts of 2^128 and more) on the same policy.
+        let mut rng = ChaCha20Rng::seed_from_u64(500 + k as u64);
+        let stat = chi2(&valid, n, || {
+            let mut s = String::new();
+            p.engine().generate_exact_big(&mut rng, &mut s);
+            s
+        });
+        assert!(stat < limit, "big-integer walk on policy {k}: {stat:.1}");
         // And the public entry point (whatever method it picked).
         let mut rng = ChaCha20Rng::seed_from_u64(77 + k as u64);
         let stat = chi2(&valid, n, || {

@@ -4,14 +4,13 @@
 
 use base64::Engine as _;
 use credwheel_policy::{
-    AdComplexity, CharClass, DIGITS, InfisicalRequirements, LOWERCASE, Policy, PolicyError, Rule,
-    SamplingMethod, UPPERCASE, VAULT_SYMBOLS, Violation,
+    AdComplexity, CharClass, DIGITS, InfisicalRequirements, LOWERCASE, PasswordBuffer, Policy,
+    PolicyError, Rule, SamplingMethod, UPPERCASE, VAULT_SYMBOLS, Violation,
 };
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use secrecy::ExposeSecret;
-use zeroize::Zeroizing;
 
 const VAULT_DEFAULT_HCL: &str = r#"
 # Vault's built-in default policy
@@ -128,8 +127,17 @@ fn restrictive_policies_vault_rejects_generate_here() {
     // Exactly two of each: 8!/(2!^4) * 26^2 * 26^2 * 10^2 * 32^2.
     let expected: u128 = 2520 * 676 * 676 * 100 * 1024;
     assert_eq!(strict.count_decimal(), expected.to_string());
+    // Counts far beyond 2^128 take the big-integer walk.
+    let long = Policy::builder(100)
+        .charset("dash", "-", 95)
+        .charset("lower", LOWERCASE, 1)
+        .charset("digits", DIGITS, 1)
+        .build()
+        .unwrap();
+    assert_eq!(long.sampling_method(), SamplingMethod::Exact);
+    assert!(long.entropy_bits() > 30.0);
     let mut r = rng(2);
-    for p in [&dash, &strict] {
+    for p in [&dash, &strict, &long] {
         for _ in 0..300 {
             let pw = p.generate_with(&mut r);
             assert!(p.is_valid(pw.expose_secret()));
@@ -430,13 +438,16 @@ fn generate_into_reuses_buffer_and_unicode_alphabets_work() {
         .charset("ascii", "xyz", 0)
         .build()
         .unwrap();
-    let mut buf = Zeroizing::new(String::new());
+    let mut buf = PasswordBuffer::new();
     let mut r = rng(9);
     for _ in 0..200 {
         p.generate_into(&mut r, &mut buf);
-        assert_eq!(buf.chars().count(), 10);
-        assert!(p.is_valid(&buf));
+        assert_eq!(buf.expose_secret().chars().count(), 10);
+        assert!(p.is_valid(buf.expose_secret()));
     }
+    let last = buf.expose_secret().to_owned();
+    assert!(!format!("{buf:?}").contains(&last));
+    assert_eq!(buf.into_secret().expose_secret(), last);
     let pw = p.generate();
     assert!(p.is_valid(pw.expose_secret()));
 }
