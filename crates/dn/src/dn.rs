@@ -9,8 +9,8 @@ use crate::attr;
 use crate::error::{DnError, SyntaxError};
 use crate::escape::{Rules, write_escaped};
 
-/// Longest DN string [`Dn::parse`] accepts, in bytes (32 KiB). Active Directory's
-/// own names are far shorter (an RDN value is at most 255 characters).
+/// Longest DN string [`Dn::parse`] accepts, in bytes (32 KiB), far more than any
+/// real directory name; it bounds the work and memory one call can cause.
 pub const MAX_DN_LEN: usize = 32 * 1024;
 /// Most RDNs a [`Dn`] may have.
 pub const MAX_RDNS: usize = 256;
