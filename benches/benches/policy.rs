@@ -1,0 +1,95 @@
+//! Password generation throughput (credwheel-policy).
+//!
+//! Run: `cargo bench -p credwheel-benches --bench policy`
+//!
+//! Groups: Vault's default policy (length 20; lower, upper, digit, `-` at least one
+//! each), a 64-character four-class policy, and a restrictive one (length 8, at least
+//! two of each of four classes). Each group also measures a naive baseline in the
+//! same run: Vault's algorithm (rejection of whole candidates, a fresh `Vec<char>` per
+//! candidate, one `random_range` per character, rules checked by scanning charsets).
+// Benches may unwrap: a policy that fails to build is a bench bug.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::hint::black_box;
+
+use credwheel::policy::{DIGITS, LOWERCASE, PasswordBuffer, Policy, UPPERCASE, VAULT_SYMBOLS};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rand::Rng;
+
+/// Vault-style naive rejection: the baseline every figure is compared with.
+fn naive_rejection(
+    rng: &mut impl Rng,
+    alphabet: &[char],
+    rules: &[(Vec<char>, usize)],
+    len: usize,
+) -> String {
+    loop {
+        let candidate: Vec<char> = (0..len)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+            .collect();
+        if rules
+            .iter()
+            .all(|(set, min)| candidate.iter().filter(|c| set.contains(c)).count() >= *min)
+        {
+            return candidate.into_iter().collect();
+        }
+    }
+}
+
+fn bench_policy(c: &mut Criterion, name: &str, policy: &Policy) {
+    let mut group = c.benchmark_group(format!("policy/{name}"));
+    group.throughput(Throughput::Elements(1));
+    let mut rng = rand::rng();
+    let mut buf = PasswordBuffer::new();
+    group.bench_function("generate_into", |b| {
+        b.iter(|| {
+            policy.generate_into(&mut rng, &mut buf);
+            black_box(buf.expose_secret().len());
+        })
+    });
+    group.bench_function("generate", |b| {
+        b.iter(|| black_box(policy.generate_with(&mut rng)))
+    });
+    let alphabet = policy.alphabet().to_vec();
+    let rules: Vec<(Vec<char>, usize)> = policy
+        .rules()
+        .iter()
+        .map(|r| {
+            let class = &r.classes()[0];
+            (class.charset().chars().collect(), class.min_chars())
+        })
+        .collect();
+    group.bench_function("naive_rejection_baseline", |b| {
+        b.iter(|| {
+            black_box(naive_rejection(
+                &mut rng,
+                &alphabet,
+                &rules,
+                policy.length(),
+            ))
+        })
+    });
+    group.finish();
+}
+
+fn four_class(length: usize, min: usize) -> Policy {
+    Policy::builder(length)
+        .charset("lower", LOWERCASE, min)
+        .charset("upper", UPPERCASE, min)
+        .charset("digits", DIGITS, min)
+        .charset("symbols", VAULT_SYMBOLS, min)
+        .build()
+        .unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    bench_policy(c, "vault_default_20", &Policy::vault_default());
+    bench_policy(c, "four_class_64", &four_class(64, 1));
+    bench_policy(c, "restrictive_8_min2x4", &four_class(8, 2));
+    c.bench_function("policy/construct/vault_default_20", |b| {
+        b.iter(|| black_box(Policy::vault_default()))
+    });
+}
+
+criterion_group!(policy_benches, benches);
+criterion_main!(policy_benches);
