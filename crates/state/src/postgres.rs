@@ -1,5 +1,6 @@
 //! The PostgreSQL store: many service instances sharing one database.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -9,7 +10,7 @@ use async_trait::async_trait;
 use tokio::sync::Semaphore;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row, Socket};
+use tokio_postgres::{Client, NoTls, Row, Socket, Statement};
 
 use crate::error::{ConflictReason, Result, StateError};
 use crate::store::StateStore;
@@ -65,7 +66,7 @@ type Connector = Arc<dyn Fn() -> BoxFut<Result<Client>> + Send + Sync>;
 /// Connections use the TLS connector given to [`PgStore::connect_with_tls`];
 /// [`PgStore::connect`] uses none (loopback or a Unix socket only).
 pub struct PgStore {
-    pool: Vec<Arc<tokio::sync::Mutex<Option<Client>>>>,
+    pool: Vec<Arc<tokio::sync::Mutex<Option<Conn>>>>,
     free: Mutex<Vec<usize>>,
     permits: Semaphore,
     connector: Connector,
@@ -126,10 +127,54 @@ CREATE INDEX IF NOT EXISTS cw_members_set ON cw_members (set_name) WHERE lease_i
 CREATE INDEX IF NOT EXISTS cw_members_expiry ON cw_members (expires_at) WHERE lease_id IS NOT NULL;
 ";
 
-const REC_COLS: &str = "version, cur, last, pending_attempt, pending, pending_created, \
-                        last_rotated, next_due, last_error";
-const LEASE_COLS: &str =
-    "kind, scope, account, set_name, lease_id, borrower, issued_at, expires_at, max_expires_at";
+macro_rules! rec_cols {
+    () => {
+        "version, cur, last, pending_attempt, pending, pending_created, last_rotated, \
+         next_due, last_error"
+    };
+}
+macro_rules! lease_cols {
+    () => {
+        "kind, scope, account, set_name, lease_id, borrower, issued_at, expires_at, \
+         max_expires_at"
+    };
+}
+
+/// A pooled connection with its prepared statements.
+struct Conn {
+    client: Client,
+    stmts: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    async fn prep(&mut self, sql: &'static str) -> Result<Statement> {
+        if let Some(st) = self.stmts.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.client.prepare(sql).await.map_err(pg_err)?;
+        self.stmts.insert(sql, st.clone());
+        Ok(st)
+    }
+
+    async fn execute(&mut self, sql: &'static str, p: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let st = self.prep(sql).await?;
+        self.client.execute(&st, p).await.map_err(pg_err)
+    }
+
+    async fn query_opt(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        let st = self.prep(sql).await?;
+        self.client.query_opt(&st, p).await.map_err(pg_err)
+    }
+
+    async fn query(&mut self, sql: &'static str, p: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let st = self.prep(sql).await?;
+        self.client.query(&st, p).await.map_err(pg_err)
+    }
+}
 
 impl PgStore {
     /// Connects without TLS (for loopback or Unix-socket servers) with a
@@ -182,7 +227,10 @@ impl PgStore {
             ))
             .await
             .map_err(pg_err)?;
-        let mut pool = vec![Arc::new(tokio::sync::Mutex::new(Some(first)))];
+        let mut pool = vec![Arc::new(tokio::sync::Mutex::new(Some(Conn {
+            client: first,
+            stmts: HashMap::new(),
+        })))];
         for _ in 1..size {
             pool.push(Arc::new(tokio::sync::Mutex::new(None)));
         }
@@ -203,7 +251,7 @@ impl PgStore {
     /// Runs `f` with a pooled connection (reconnecting a broken one).
     async fn with<T, F>(&self, f: F) -> Result<T>
     where
-        F: for<'c> FnOnce(&'c mut Client) -> BoxFut2<'c, Result<T>>,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFut2<'c, Result<T>>,
     {
         let _permit = self
             .permits
@@ -218,23 +266,37 @@ impl PgStore {
             free.pop()
                 .ok_or_else(|| StateError::Unavailable("pool bookkeeping".into()))?
         };
+        // Returns the slot to the free list even if this future is dropped.
+        let _slot_guard = SlotGuard {
+            free: &self.free,
+            idx,
+        };
         let slot = self.pool[idx].clone();
-        let res = async {
-            let mut guard = slot.lock().await;
-            if guard.as_ref().is_none_or(Client::is_closed) {
-                *guard = Some((self.connector)().await?);
-            }
-            match guard.as_mut() {
-                Some(c) => f(c).await,
-                None => Err(StateError::Unavailable("no connection".into())),
-            }
+        let mut guard = slot.lock().await;
+        if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
+            *guard = Some(Conn {
+                client: (self.connector)().await?,
+                stmts: HashMap::new(),
+            });
         }
-        .await;
+        match guard.as_mut() {
+            Some(c) => f(c).await,
+            None => Err(StateError::Unavailable("no connection".into())),
+        }
+    }
+}
+
+struct SlotGuard<'a> {
+    free: &'a Mutex<Vec<usize>>,
+    idx: usize,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
         self.free
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(idx);
-        res
+            .push(self.idx);
     }
 }
 
@@ -307,24 +369,26 @@ fn id_arrays(ids: &[TargetId]) -> (Vec<String>, Vec<String>, Vec<String>) {
     )
 }
 
-async fn record_version(c: &Client, id: &TargetId) -> Result<Option<i64>> {
+async fn record_version(c: &mut Conn, id: &TargetId) -> Result<Option<i64>> {
     let row = c
         .query_opt(
             "SELECT version FROM cw_records WHERE kind=$1 AND scope=$2 AND account=$3",
             &[&id.kind(), &id.scope(), &id.account()],
         )
-        .await
-        .map_err(pg_err)?;
+        .await?;
     Ok(row.map(|r| r.get(0)))
 }
 
-async fn lease_by_id(c: &Client, lease_id: &str) -> Result<Option<Lease>> {
+async fn lease_by_id(c: &mut Conn, lease_id: &str) -> Result<Option<Lease>> {
     c.query_opt(
-        &format!("SELECT {LEASE_COLS} FROM cw_members WHERE lease_id=$1"),
+        concat!(
+            "SELECT ",
+            lease_cols!(),
+            " FROM cw_members WHERE lease_id=$1"
+        ),
         &[&lease_id],
     )
-    .await
-    .map_err(pg_err)?
+    .await?
     .as_ref()
     .map(lease_from_row)
     .transpose()
@@ -364,8 +428,7 @@ impl StateStore for PgStore {
                             &rec.last_error,
                         ],
                     )
-                    .await
-                    .map_err(pg_err)?;
+                    .await?;
                 if n == 0 {
                     return Err(StateError::Conflict(ConflictReason::AlreadyExists));
                 }
@@ -381,14 +444,15 @@ impl StateStore for PgStore {
             Box::pin(async move {
                 let row = c
                     .query_opt(
-                        &format!(
-                            "SELECT {REC_COLS} FROM cw_records \
+                        concat!(
+                            "SELECT ",
+                            rec_cols!(),
+                            " FROM cw_records \
                              WHERE kind=$1 AND scope=$2 AND account=$3"
                         ),
                         &[&id.kind(), &id.scope(), &id.account()],
                     )
-                    .await
-                    .map_err(pg_err)?
+                    .await?
                     .ok_or(StateError::NotFound("record"))?;
                 record_from_row(&id, &row)
             })
@@ -434,8 +498,7 @@ impl StateStore for PgStore {
                               AND cl.token=$13 AND cl.holder IS NOT NULL FOR SHARE))",
                         &params,
                     )
-                    .await
-                    .map_err(pg_err)?;
+                    .await?;
                 if n == 1 {
                     return Ok(expected_version + 1);
                 }
@@ -460,8 +523,7 @@ impl StateStore for PgStore {
                          AND version=$4",
                         &[&id.kind(), &id.scope(), &id.account(), &expected],
                     )
-                    .await
-                    .map_err(pg_err)?;
+                    .await?;
                 if n == 1 {
                     return Ok(());
                 }
@@ -485,8 +547,7 @@ impl StateStore for PgStore {
                          ORDER BY kind, scope, account LIMIT $2",
                         &[&now, &limit],
                     )
-                    .await
-                    .map_err(pg_err)?;
+                    .await?;
                 rows.iter().map(|r| id_from_row(r, 0)).collect()
             })
         })
@@ -518,8 +579,7 @@ impl StateStore for PgStore {
                             &now,
                         ],
                     )
-                    .await
-                    .map_err(pg_err)?
+                    .await?
                     .ok_or(StateError::Conflict(ConflictReason::ClaimHeld))?;
                 let token: i64 = row.get(0);
                 Ok(Claim {
@@ -554,8 +614,7 @@ impl StateStore for PgStore {
                             &expires_at,
                         ],
                     )
-                    .await
-                    .map_err(pg_err)?;
+                    .await?;
                 if n == 0 {
                     return Err(StateError::Conflict(ConflictReason::Fenced));
                 }
@@ -583,8 +642,7 @@ impl StateStore for PgStore {
                         &token,
                     ],
                 )
-                .await
-                .map_err(pg_err)?;
+                .await?;
                 Ok(())
             })
         })
@@ -596,7 +654,7 @@ impl StateStore for PgStore {
         self.with(move |c| {
             Box::pin(async move {
                 let (k, s, a) = id_arrays(&accounts);
-                let tx = c.transaction().await.map_err(pg_err)?;
+                let tx = c.client.transaction().await.map_err(pg_err)?;
                 tx.execute(
                     "INSERT INTO cw_sets (name) VALUES ($1) ON CONFLICT DO NOTHING",
                     &[&set],
@@ -635,7 +693,7 @@ impl StateStore for PgStore {
         self.with(move |c| {
             Box::pin(async move {
                 let (k, s, a) = id_arrays(&accounts);
-                let tx = c.transaction().await.map_err(pg_err)?;
+                let tx = c.client.transaction().await.map_err(pg_err)?;
                 if !set_exists(&tx, &set).await? {
                     return Err(StateError::NotFound("set"));
                 }
@@ -672,15 +730,16 @@ impl StateStore for PgStore {
             Box::pin(async move {
                 let rows = c
                     .query(
-                        &format!(
-                            "SELECT {LEASE_COLS} FROM cw_members WHERE set_name=$1 \
+                        concat!(
+                            "SELECT ",
+                            lease_cols!(),
+                            " FROM cw_members WHERE set_name=$1 \
                              ORDER BY kind, scope, account"
                         ),
                         &[&set],
                     )
-                    .await
-                    .map_err(pg_err)?;
-                if rows.is_empty() && !set_exists(c, &set).await? {
+                    .await?;
+                if rows.is_empty() && !set_exists(&c.client, &set).await? {
                     return Err(StateError::NotFound("set"));
                 }
                 rows.iter()
@@ -735,8 +794,7 @@ impl StateStore for PgStore {
                                 &max_expires_at,
                             ],
                         )
-                        .await
-                        .map_err(pg_err)?;
+                        .await?;
                     if let Some(r) = row {
                         return Ok(Lease {
                             lease_id,
@@ -754,11 +812,10 @@ impl StateStore for PgStore {
                              LIMIT 1",
                             &[&set],
                         )
-                        .await
-                        .map_err(pg_err)?
+                        .await?
                         .is_some();
                     if !any_free {
-                        return Err(if set_exists(c, &set).await? {
+                        return Err(if set_exists(&c.client, &set).await? {
                             StateError::NoneAvailable
                         } else {
                             StateError::NotFound("set")
@@ -790,15 +847,16 @@ impl StateStore for PgStore {
                 let want = now.saturating_add(ttl_ms);
                 let row = c
                     .query_opt(
-                        &format!(
+                        concat!(
                             "UPDATE cw_members SET expires_at=LEAST($3, max_expires_at) \
                              WHERE lease_id=$1 AND ($2::TEXT IS NULL OR borrower=$2) \
-                             AND expires_at > $4 RETURNING {LEASE_COLS}"
+                             AND expires_at > $4 RETURNING ",
+                            lease_cols!(),
+                            ""
                         ),
                         &[&lease_id, &borrower, &want, &now],
                     )
-                    .await
-                    .map_err(pg_err)?;
+                    .await?;
                 if let Some(r) = row {
                     return lease_from_row(&r);
                 }
@@ -830,8 +888,7 @@ impl StateStore for PgStore {
                          old.max_expires_at",
                         &[&lease_id, &borrower],
                     )
-                    .await
-                    .map_err(pg_err)?;
+                    .await?;
                 if let Some(r) = row {
                     return lease_from_row(&r);
                 }
@@ -850,14 +907,15 @@ impl StateStore for PgStore {
             Box::pin(async move {
                 let rows = c
                     .query(
-                        &format!(
-                            "SELECT {LEASE_COLS} FROM cw_members WHERE lease_id IS NOT NULL \
+                        concat!(
+                            "SELECT ",
+                            lease_cols!(),
+                            " FROM cw_members WHERE lease_id IS NOT NULL \
                              AND expires_at <= $1 ORDER BY expires_at, lease_id LIMIT $2"
                         ),
                         &[&now, &limit],
                     )
-                    .await
-                    .map_err(pg_err)?;
+                    .await?;
                 rows.iter().map(lease_from_row).collect()
             })
         })

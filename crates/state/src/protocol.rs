@@ -84,6 +84,14 @@ where
     }
 }
 
+/// A `credwheel_policy` policy generates uniformly random passwords with the
+/// thread-local CSPRNG.
+impl PasswordSource for credwheel_policy::Policy {
+    fn generate(&self, _account: &TargetId) -> Result<SecretString> {
+        Ok(credwheel_policy::Policy::generate(self))
+    }
+}
+
 /// Settings of a [`Rotator`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]

@@ -168,6 +168,13 @@ impl SqliteStore {
     }
 }
 
+fn exec_cached(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut st| st.execute([]))
+        .map(|_| ())
+        .map_err(db_err)
+}
+
 fn writer(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -177,46 +184,56 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let err = db_err(e);
+        if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             for j in jobs {
-                j(None).1(Err(err.clone()));
+                j(None).1(Err(e.clone()));
             }
             continue;
         }
+        let single = jobs.len() == 1;
         let mut replies = Vec::with_capacity(jobs.len());
         let mut broken = None;
+        let mut any_ok = false;
         for j in jobs {
             if broken.is_some() {
                 replies.push(j(None).1);
                 continue;
             }
-            if let Err(e) = conn.execute_batch("SAVEPOINT op") {
-                broken = Some(db_err(e));
+            if single {
+                // One operation: the transaction is its savepoint.
+                let (ok, reply) = j(Some(&conn));
+                any_ok = ok;
+                replies.push(reply);
+                continue;
+            }
+            if let Err(e) = exec_cached(&conn, "SAVEPOINT op") {
+                broken = Some(e);
                 replies.push(j(None).1);
                 continue;
             }
             let (ok, reply) = j(Some(&conn));
+            any_ok |= ok;
             // A failed operation's partial writes (if any) are undone; the batch
             // goes on.
             let end = if ok {
-                "RELEASE op"
+                exec_cached(&conn, "RELEASE op")
             } else {
-                "ROLLBACK TO op; RELEASE op"
+                exec_cached(&conn, "ROLLBACK TO op").and_then(|()| exec_cached(&conn, "RELEASE op"))
             };
-            if let Err(e) = conn.execute_batch(end) {
-                broken = Some(db_err(e));
+            if let Err(e) = end {
+                broken = Some(e);
             }
             replies.push(reply);
         }
         let commit = match broken {
             Some(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = exec_cached(&conn, "ROLLBACK");
                 Err(e)
             }
-            None => conn.execute_batch("COMMIT").map_err(|e| {
-                let _ = conn.execute_batch("ROLLBACK");
-                db_err(e)
+            // Nothing succeeded: nothing to keep (and no fsync to pay).
+            None if !any_ok => exec_cached(&conn, "ROLLBACK"),
+            None => exec_cached(&conn, "COMMIT").inspect_err(|_| {
+                let _ = exec_cached(&conn, "ROLLBACK");
             }),
         };
         for r in replies {
@@ -299,31 +316,12 @@ fn get_lease(c: &Connection, lease_id: &str) -> Result<Lease> {
     .ok_or(StateError::NotFound("lease"))?
 }
 
-fn fence_ok(c: &Connection, id: &TargetId, fence: Option<Fence>) -> Result<bool> {
-    let Some(Fence(t)) = fence else {
-        return Ok(true);
-    };
-    let token: Option<i64> = c
-        .prepare_cached(
-            "SELECT token FROM cw_claims WHERE kind=?1 AND scope=?2 AND account=?3 \
-             AND holder IS NOT NULL",
-        )
-        .map_err(db_err)?
-        .query_row(params![id.kind(), id.scope(), id.account()], |r| r.get(0))
-        .optional()
-        .map_err(db_err)?;
-    Ok(token == Some(i64_of(t)?))
-}
-
-fn write_record(c: &Connection, rec: &Record, version: i64, insert: bool) -> Result<usize> {
-    let sql = if insert {
+fn insert_record(c: &Connection, rec: &Record) -> Result<usize> {
+    let version = 1i64;
+    let sql = {
         "INSERT INTO cw_records (kind, scope, account, version, cur, last, pending_attempt, \
          pending, pending_created, last_rotated, next_due, last_error) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-    } else {
-        "UPDATE cw_records SET version=?4, cur=?5, last=?6, pending_attempt=?7, pending=?8, \
-         pending_created=?9, last_rotated=?10, next_due=?11, last_error=?12 \
-         WHERE kind=?1 AND scope=?2 AND account=?3"
     };
     let p = rec.pending.as_ref();
     c.prepare_cached(sql)
@@ -361,7 +359,7 @@ impl StateStore for SqliteStore {
             if current_version(c, &rec.id)?.is_some() {
                 return Err(StateError::Conflict(ConflictReason::AlreadyExists));
             }
-            write_record(c, &rec, 1, true)?;
+            insert_record(c, &rec)?;
             Ok(1)
         })
         .await
@@ -395,18 +393,41 @@ impl StateStore for SqliteStore {
         let rec = record.clone();
         self.run(move |c| {
             let expected = i64_of(expected_version)?;
-            match current_version(c, &rec.id)? {
-                None => return Err(StateError::NotFound("record")),
-                Some(v) if v != expected => {
-                    return Err(StateError::Conflict(ConflictReason::Version));
-                }
-                Some(_) => {}
+            let fence_token = fence.map(|f| i64_of(f.0)).transpose()?;
+            let p = rec.pending.as_ref();
+            let n = c
+                .prepare_cached(
+                    "UPDATE cw_records SET version=?4+1, cur=?5, last=?6, pending_attempt=?7, \
+                     pending=?8, pending_created=?9, last_rotated=?10, next_due=?11, \
+                     last_error=?12 WHERE kind=?1 AND scope=?2 AND account=?3 AND version=?4 \
+                     AND (?13 IS NULL OR EXISTS (SELECT 1 FROM cw_claims WHERE kind=?1 \
+                     AND scope=?2 AND account=?3 AND token=?13 AND holder IS NOT NULL))",
+                )
+                .map_err(db_err)?
+                .execute(params![
+                    rec.id.kind(),
+                    rec.id.scope(),
+                    rec.id.account(),
+                    expected,
+                    rec.current.as_ref().map(Sealed::as_bytes),
+                    rec.last.as_ref().map(Sealed::as_bytes),
+                    p.map(|p| p.attempt.as_str()),
+                    p.map(|p| p.sealed.as_bytes()),
+                    p.map(|p| p.created_at),
+                    rec.last_rotated,
+                    rec.next_due,
+                    rec.last_error,
+                    fence_token,
+                ])
+                .map_err(db_err)?;
+            if n == 1 {
+                return Ok(expected_version + 1);
             }
-            if !fence_ok(c, &rec.id, fence)? {
-                return Err(StateError::Conflict(ConflictReason::Fenced));
-            }
-            write_record(c, &rec, expected + 1, false)?;
-            Ok(expected_version + 1)
+            Err(match current_version(c, &rec.id)? {
+                None => StateError::NotFound("record"),
+                Some(v) if v != expected => StateError::Conflict(ConflictReason::Version),
+                Some(_) => StateError::Conflict(ConflictReason::Fenced),
+            })
         })
         .await
     }
@@ -670,50 +691,48 @@ impl StateStore for SqliteStore {
         terms.check()?;
         let (set, borrower) = (set.to_owned(), borrower.to_owned());
         self.run(move |c| {
-            let free = c
+            let (lease_id, issued_at) = (new_uuid(), now);
+            let expires_at = now.saturating_add(terms.ttl_ms);
+            let max_expires_at = now.saturating_add(terms.max_ttl_ms);
+            let taken = c
                 .prepare_cached(
-                    "SELECT kind, scope, account FROM cw_members \
-                     WHERE set_name=?1 AND lease_id IS NULL \
-                     ORDER BY kind, scope, account LIMIT 1",
+                    "UPDATE cw_members SET lease_id=?2, borrower=?3, issued_at=?4, \
+                     expires_at=?5, max_expires_at=?6 WHERE (kind, scope, account) = \
+                     (SELECT kind, scope, account FROM cw_members \
+                      WHERE set_name=?1 AND lease_id IS NULL \
+                      ORDER BY kind, scope, account LIMIT 1) \
+                     RETURNING kind, scope, account",
                 )
                 .map_err(db_err)?
-                .query_row(params![set], |r| id_from_row(r, 0))
+                .query_row(
+                    params![
+                        set,
+                        lease_id,
+                        borrower,
+                        issued_at,
+                        expires_at,
+                        max_expires_at
+                    ],
+                    |r| id_from_row(r, 0),
+                )
                 .optional()
                 .map_err(db_err)?;
-            let Some(account) = free else {
+            let Some(account) = taken else {
                 return Err(if set_exists(c, &set)? {
                     StateError::NoneAvailable
                 } else {
                     StateError::NotFound("set")
                 });
             };
-            let account = account?;
-            let lease = Lease {
-                lease_id: new_uuid(),
+            Ok(Lease {
+                lease_id,
                 set,
-                account,
+                account: account?,
                 borrower,
-                issued_at: now,
-                expires_at: now.saturating_add(terms.ttl_ms),
-                max_expires_at: now.saturating_add(terms.max_ttl_ms),
-            };
-            c.prepare_cached(
-                "UPDATE cw_members SET lease_id=?4, borrower=?5, issued_at=?6, expires_at=?7, \
-                 max_expires_at=?8 WHERE kind=?1 AND scope=?2 AND account=?3 AND lease_id IS NULL",
-            )
-            .map_err(db_err)?
-            .execute(params![
-                lease.account.kind(),
-                lease.account.scope(),
-                lease.account.account(),
-                lease.lease_id,
-                lease.borrower,
-                lease.issued_at,
-                lease.expires_at,
-                lease.max_expires_at
-            ])
-            .map_err(db_err)?;
-            Ok(lease)
+                issued_at,
+                expires_at,
+                max_expires_at,
+            })
         })
         .await
     }

@@ -449,3 +449,19 @@ fn target_error_display_has_no_secret() {
     let s = StateError::Target(e).to_string();
     assert!(s.contains("Rejected") && s.contains("policy"));
 }
+
+#[tokio::test]
+async fn policy_is_a_password_source() {
+    let w = World::new(|t| t).await;
+    let policy = credwheel_policy::Policy::vault_default();
+    let r = w.rotator("p", false);
+    let out = r
+        .rotate(&w.target, &w.id, &policy, RotationMethod::AdminReset)
+        .await
+        .unwrap();
+    assert!(matches!(out, RotationOutcome::Rotated { .. }));
+    let cur = w.stored_current().await;
+    assert_eq!(cur.expose_secret().chars().count(), policy.length());
+    assert_ne!(cur.expose_secret(), INITIAL);
+    w.assert_consistent("policy source").await;
+}
