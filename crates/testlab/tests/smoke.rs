@@ -2,6 +2,8 @@
 //! refused handshake without it), an encrypted SMB 3 session to the standalone host, a
 //! PostgreSQL round trip. With `CI` set, a missing lab fails these tests.
 
+#![allow(clippy::expect_used)] // test helpers outside #[test] fns fail loudly by design.
+
 use std::time::Duration;
 
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
@@ -120,8 +122,10 @@ async fn starttls_verifies_and_plain_ldap_bind_is_refused() {
 }
 
 fn smb_config(lab: &credwheel_testlab::SamLab) -> smb::ClientConfig {
-    let mut config = smb::ClientConfig::default();
-    config.dfs = false;
+    let mut config = smb::ClientConfig {
+        dfs: false,
+        ..Default::default()
+    };
     config.connection.port = Some(lab.port);
     config.connection.min_dialect = Some(smb::Dialect::Smb0311);
     config.connection.max_dialect = Some(smb::Dialect::Smb0311);

@@ -53,8 +53,10 @@ async fn ad(lab: &credwheel_testlab::AdLab) -> Res<()> {
 }
 
 async fn sam(lab: &credwheel_testlab::SamLab) -> Res<()> {
-    let mut config = smb::ClientConfig::default();
-    config.dfs = false;
+    let mut config = smb::ClientConfig {
+        dfs: false,
+        ..Default::default()
+    };
     config.connection.port = Some(lab.port);
     config.connection.min_dialect = Some(smb::Dialect::Smb0311);
     config.connection.encryption_mode = smb::connection::EncryptionMode::Required;
