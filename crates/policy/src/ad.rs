@@ -82,7 +82,9 @@ impl AdComplexity {
         self
     }
 
-    /// The substrings AD would reject, per Microsoft's rule.
+    /// The substrings AD would reject, per Microsoft's rule: the `sAMAccountName`
+    /// (3+ characters), each `displayName` token of 3+ characters, and the whole
+    /// `displayName` (3+ characters).
     pub fn forbidden_substrings(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(sam) = &self.account_name
@@ -95,6 +97,11 @@ impl AdComplexity {
                 if tok.chars().count() >= 3 && !out.iter().any(|o| o == tok) {
                     out.push(tok.to_owned());
                 }
+            }
+            // Microsoft's summary also says "entire displayName"; forbidding it as well
+            // is conservative (it only matters when every token is shorter than 3).
+            if dn.chars().count() >= 3 && !out.iter().any(|o| o == dn) {
+                out.push(dn.clone());
             }
         }
         out

@@ -13,7 +13,7 @@ use crate::bigint;
 /// Budget for the counting table, in 64-bit words (32 MiB).
 pub(crate) const MAX_TABLE_WORDS: u128 = 1 << 22;
 /// Budget for the work to fill the table (word operations).
-pub(crate) const MAX_TABLE_WORK: u128 = 1 << 29;
+pub(crate) const MAX_TABLE_WORK: u128 = 1 << 30;
 /// Use rejection of whole candidates when at least this fraction of uniformly random
 /// strings over the alphabet is valid (at most 8 candidates on average).
 pub(crate) const REJECTION_THRESHOLD: f64 = 0.125;
@@ -158,8 +158,11 @@ pub(crate) struct Engine {
     /// Limbs per table entry.
     width: usize,
     /// `table[(l * n_states + s) * width ..][..width]`: valid completions of `l`
-    /// characters from state `s`.
+    /// characters from state `s`. Empty when it exceeds the budget and rejection
+    /// is used (then only `count` is kept).
     table: Vec<u64>,
+    /// Valid passwords: `C(length, init)`.
+    count: Vec<u64>,
     /// Byte -> alphabet index for bytes below `byte_limit` (a multiple of the alphabet size).
     byte_index: [u8; 256],
     /// Byte -> atom of `byte_index[b]`.
@@ -333,14 +336,19 @@ impl Engine {
         };
         let width = bits_per_char * length / 64 + 1;
         let words = (length as u128 + 1) * n_states_wide * width as u128;
-        let work = length as u128 * n_states_wide * n_atoms as u128 * width as u128;
+        // Layer `l` touches about `l / length` of the limbs, so half on average.
+        let work = length as u128 * n_states_wide * n_atoms as u128 * (width as u128 / 2 + 1);
         let trans_words = (n_states_wide + 1) * n_atoms as u128;
-        if words > MAX_TABLE_WORDS || trans_words > MAX_TABLE_WORDS {
+        let layer_words = 2 * n_states_wide * width as u128;
+        if layer_words > MAX_TABLE_WORDS || trans_words > MAX_TABLE_WORDS {
             return Err(EngineError::TooComplex {
-                needed: words.max(trans_words),
+                needed: layer_words.max(trans_words),
                 max: MAX_TABLE_WORDS,
             });
         }
+        // Keep every layer (needed by the exact sampler) when it fits; otherwise count
+        // with two rolling layers, which suffices when rejection is chosen.
+        let keep_table = words <= MAX_TABLE_WORDS;
         if work > MAX_TABLE_WORK {
             return Err(EngineError::TooComplex {
                 needed: work,
@@ -416,39 +424,65 @@ impl Engine {
             }
         }
 
-        // Counting table.
+        // Counting table. Entries of layer `l` are at most n^l, so only the low
+        // `bits_per_char * l / 64 + 1` limbs can be non-zero.
         let layer = n_states * width;
-        let mut table = vec![0u64; (length + 1) * layer];
+        let stored_layers = if keep_table { length + 1 } else { 2 };
+        let mut table = vec![0u64; stored_layers * layer];
         for s in 0..n_states {
             if accept[s] {
                 table[s * width] = 1;
             }
         }
         for l in 1..=length {
-            let (prev_all, cur_all) = table.split_at_mut(l * layer);
-            let prev = &prev_all[(l - 1) * layer..];
-            let cur = &mut cur_all[..layer];
+            let wl = (bits_per_char * l / 64 + 1).min(width);
+            let (cur_at, prev_at) = if keep_table {
+                (l * layer, (l - 1) * layer)
+            } else {
+                ((l % 2) * layer, ((l - 1) % 2) * layer)
+            };
+            let (prev, cur) = if prev_at < cur_at {
+                let (a, b) = table.split_at_mut(cur_at);
+                (&a[prev_at..prev_at + layer], &mut b[..layer])
+            } else {
+                let (a, b) = table.split_at_mut(prev_at);
+                (&b[..layer], &mut a[cur_at..cur_at + layer])
+            };
             for s in 0..n_states {
                 let acc = &mut cur[s * width..(s + 1) * width];
+                acc.fill(0);
+                let acc = &mut acc[..wl];
                 for a in 0..n_atoms {
                     let t = trans[s * n_atoms + a] as usize;
                     if t == n_states {
                         continue;
                     }
-                    bigint::mul_small_add(acc, &prev[t * width..(t + 1) * width], atom_size[a]);
+                    bigint::mul_small_add(acc, &prev[t * width..t * width + wl], atom_size[a]);
                 }
             }
         }
 
         // Initial state: counters all zero, automaton at its root.
         let init = 0u32;
-        let total = &table[length * layer + init as usize * width..][..width];
+        let last = if keep_table { length } else { length % 2 };
+        let count: Vec<u64> = table[last * layer + init as usize * width..][..width].to_vec();
+        let total = &count[..];
         let log2_count = bigint::log2(total);
         let acceptance = if bigint::is_zero(total) {
             0.0
         } else {
             (log2_count - length as f64 * (n as f64).log2()).exp2()
         };
+        if !keep_table && !bigint::is_zero(total) && acceptance < REJECTION_THRESHOLD {
+            // The exact sampler needs the whole table, which is over budget.
+            return Err(EngineError::TooComplex {
+                needed: words,
+                max: MAX_TABLE_WORDS,
+            });
+        }
+        if !keep_table {
+            table = Vec::new();
+        }
         let method = if acceptance >= REJECTION_THRESHOLD {
             Method::Rejection
         } else {
@@ -511,6 +545,7 @@ impl Engine {
             init,
             width,
             table,
+            count,
             byte_index,
             byte_atom,
             byte_limit,
@@ -530,7 +565,7 @@ impl Engine {
     }
 
     pub(crate) fn is_satisfiable(&self) -> bool {
-        !bigint::is_zero(self.count_at(self.length, self.init as usize))
+        !bigint::is_zero(&self.count)
     }
 
     pub(crate) fn log2_count(&self) -> f64 {
@@ -547,7 +582,7 @@ impl Engine {
 
     /// The exact number of valid passwords, as little-endian 64-bit limbs.
     pub(crate) fn count_limbs(&self) -> &[u64] {
-        self.count_at(self.length, self.init as usize)
+        &self.count
     }
 
     fn count_at(&self, l: usize, s: usize) -> &[u64] {

@@ -245,6 +245,36 @@ fn construction_errors_name_the_rule() {
     assert!(matches!(b.build(), Err(PolicyError::TooComplex { .. })));
 }
 
+/// Over the full-table budget: counted with rolling layers, fine when rejection is
+/// used; refused (typed error) when the exact sampler would need the whole table.
+#[test]
+fn large_tables_roll_or_refuse() {
+    let big = Policy::builder(1000)
+        .charset("lower", LOWERCASE, 3)
+        .charset("upper", UPPERCASE, 3)
+        .charset("digits", DIGITS, 3)
+        .charset("symbols", VAULT_SYMBOLS, 3)
+        .build()
+        .unwrap();
+    assert_eq!(big.sampling_method(), SamplingMethod::Rejection);
+    assert!(big.entropy_bits() > 6500.0);
+    let pw = big.generate_with(&mut rng(11));
+    assert!(big.is_valid(pw.expose_secret()));
+    let e = Policy::builder(300)
+        .charset("dash", "-", 295)
+        .charset("lower", LOWERCASE, 1)
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, PolicyError::TooComplex { .. }), "{e:?}");
+    // The same shape at a smaller length fits and samples exactly.
+    let ok = Policy::builder(100)
+        .charset("dash", "-", 95)
+        .charset("lower", LOWERCASE, 1)
+        .build()
+        .unwrap();
+    assert_eq!(ok.sampling_method(), SamplingMethod::Exact);
+}
+
 #[test]
 fn infisical_defaults_and_meaning() {
     let req: InfisicalRequirements = serde_json::from_str("{}").unwrap();
@@ -366,8 +396,18 @@ fn ad_account_name_check_follows_microsoft_rule() {
     // Tokens split at , . - _ space # tab; shorter than 3 ignored ("Q", "Jr", "IT", "x").
     assert_eq!(
         ad.forbidden_substrings(),
-        vec!["jsmith", "John", "Smith", "Jones", "Ops"]
+        vec![
+            "jsmith",
+            "John",
+            "Smith",
+            "Jones",
+            "Ops",
+            "John Q. Smith-Jones,Jr#IT\tOps_x"
+        ]
     );
+    // A display name whose tokens are all short is still forbidden whole.
+    let short = AdComplexity::new(8).display_name("Al B-Yo");
+    assert_eq!(short.forbidden_substrings(), vec!["Al B-Yo"]);
     let p = ad.build().unwrap();
     let bad = p.check("aaJSMITH1!bb");
     assert!(
@@ -450,6 +490,22 @@ fn generate_into_reuses_buffer_and_unicode_alphabets_work() {
     assert_eq!(buf.into_secret().expose_secret(), last);
     let pw = p.generate();
     assert!(p.is_valid(pw.expose_secret()));
+}
+
+#[test]
+fn policy_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Policy>();
+    let p = Policy::vault_default();
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let p = p.clone();
+            std::thread::spawn(move || p.is_valid(p.generate().expose_secret()))
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().unwrap());
+    }
 }
 
 #[test]
