@@ -2,8 +2,9 @@
 //! inputs. When `tools/fuzz-smoke` finds a crash, add the input from
 //! `fuzz/artifacts/TARGET/` here as a named case.
 //!
-//! No fuzz run has found a crash so far (3 targets, 60 s each, about 2.8 million
-//! executions in all); the cases below are boundary inputs of each property.
+//! No fuzz run has found a crash so far (about 9 million executions: `dn_parse`
+//! 6 min, `escape_roundtrip` 6 min, `filter_escape` 2 min); the cases below are
+//! boundary inputs of each property.
 
 // Test helpers outside #[test] functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
