@@ -12,7 +12,9 @@
 
 use std::hint::black_box;
 
-use credwheel::policy::{DIGITS, LOWERCASE, PasswordBuffer, Policy, UPPERCASE, VAULT_SYMBOLS};
+use credwheel::policy::{
+    AdComplexity, DIGITS, LOWERCASE, PasswordBuffer, Policy, UPPERCASE, VAULT_SYMBOLS,
+};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::Rng;
 
@@ -36,7 +38,7 @@ fn naive_rejection(
     }
 }
 
-fn bench_policy(c: &mut Criterion, name: &str, policy: &Policy) {
+fn bench_policy(c: &mut Criterion, name: &str, policy: &Policy, baseline: bool) {
     let mut group = c.benchmark_group(format!("policy/{name}"));
     group.throughput(Throughput::Elements(1));
     let mut rng = rand::rng();
@@ -50,6 +52,10 @@ fn bench_policy(c: &mut Criterion, name: &str, policy: &Policy) {
     group.bench_function("generate", |b| {
         b.iter(|| black_box(policy.generate_with(&mut rng)))
     });
+    if !baseline {
+        group.finish();
+        return;
+    }
     let alphabet = policy.alphabet().to_vec();
     let rules: Vec<(Vec<char>, usize)> = policy
         .rules()
@@ -83,9 +89,17 @@ fn four_class(length: usize, min: usize) -> Policy {
 }
 
 fn benches(c: &mut Criterion) {
-    bench_policy(c, "vault_default_20", &Policy::vault_default());
-    bench_policy(c, "four_class_64", &four_class(64, 1));
-    bench_policy(c, "restrictive_8_min2x4", &four_class(8, 2));
+    bench_policy(c, "vault_default_20", &Policy::vault_default(), true);
+    bench_policy(c, "four_class_64", &four_class(64, 1), true);
+    bench_policy(c, "restrictive_8_min2x4", &four_class(8, 2), true);
+    // Three of four classes and the account-name automaton (no naive baseline: the
+    // naive sampler cannot express either).
+    let ad = AdComplexity::new(14)
+        .account_name("jsmith")
+        .display_name("John Smith")
+        .build()
+        .unwrap();
+    bench_policy(c, "ad_14_with_names", &ad, false);
     c.bench_function("policy/construct/vault_default_20", |b| {
         b.iter(|| black_box(Policy::vault_default()))
     });
