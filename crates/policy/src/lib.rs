@@ -95,6 +95,11 @@
 //! so the output is uniform whatever the number of tries. There is no deadline and no
 //! attempt cap, so nothing is ever truncated into bias.
 //!
+//! The candidate check is the automaton run; without forbidden substrings, with at
+//! most 8 classes and length at most 255 it is done equivalently by adding per-class
+//! counts in 8-bit lanes of one `u64` and looking the mask of classes that reached
+//! their minimum up in a precomputed table of rule outcomes.
+//!
 //! **Choice.** The acceptance probability `p = C(length, start) / |alphabet|^length`
 //! is known exactly at construction. Policies with `p >= 1/8` use rejection (fewer
 //! than 8 candidates on average, and the probability of needing more than 300 is
@@ -117,12 +122,11 @@
 //! 2^30 word operations (about `length · S · atoms · W / 2`). The full table
 //! (`(length + 1)·S·W` words) is kept only when it fits that budget; a policy that
 //! needs the exact sampler (acceptance below 1/8) and whose full table does not fit
-//! is refused. Policies over these limits are [`PolicyError::TooComplex`] (decided
-//! before any counting), never a slow generation; within them construction takes
-//! at most about a second (a 256-character AD policy with a 60-character display
-//! name: about 0.4 s), and typical policies take microseconds. Typical policies (Vault, AD,
-//! Infisical, up to a few hundred characters, minimums of a few characters) are far
-//! inside them.
+//! is refused. Policies over these limits are [`PolicyError::TooComplex`], never a
+//! slow generation. Within them construction takes at most about a second (a
+//! 256-character AD policy with a 60-character display name: about 0.4 s); typical
+//! policies (Vault, AD, Infisical, up to a few hundred characters, minimums of a few
+//! characters) take microseconds.
 //!
 //! # Performance
 //!
