@@ -28,7 +28,7 @@ enum Action {
 /// What to do with the ASCII byte `b` (every character either rule set escapes is
 /// ASCII, so non-ASCII bytes are always kept).
 #[inline]
-fn action(b: u8, first: bool, last: bool, rules: Rules) -> Action {
+const fn action(b: u8, first: bool, last: bool, rules: Rules) -> Action {
     match b {
         // RFC 4514 2.4: '"', '+', ',', ';', '<', '>', '\' anywhere.
         b'"' | b'+' | b',' | b';' | b'<' | b'>' | b'\\' => Action::Backslash,
@@ -38,24 +38,46 @@ fn action(b: u8, first: bool, last: bool, rules: Rules) -> Action {
         b' ' if first || last => Action::Backslash,
         // RFC 4514 2.4: '#' at the beginning; AD: '#' anywhere (TechNet "Active
         // Directory: Characters to Escape").
-        b'#' if first || rules == Rules::Ad => Action::Backslash,
+        b'#' if first || matches!(rules, Rules::Ad) => Action::Backslash,
         // AD: '=' (Microsoft "Distinguished Names", TechNet list).
-        b'=' if rules == Rules::Ad => Action::Backslash,
+        b'=' if matches!(rules, Rules::Ad) => Action::Backslash,
         // AD: '/' is reserved (Microsoft "Distinguished Names"); `\/` is not an RFC
         // 4514 pair, so the hex form is the one both AD and RFC parsers accept.
-        b'/' if rules == Rules::Ad => Action::Hex,
+        b'/' if matches!(rules, Rules::Ad) => Action::Hex,
         // AD: LF, CR and other non-printable characters in hex (Microsoft
         // "Distinguished Names": `CN=Before\0DAfter`).
-        0x01..=0x1F | 0x7F if rules == Rules::Ad => Action::Hex,
+        0x01..=0x1F | 0x7F if matches!(rules, Rules::Ad) => Action::Hex,
         _ => Action::Keep,
     }
 }
 
+/// Bytes escaped wherever they appear, per rule set (position-dependent cases --
+/// leading space or `#`, trailing space -- are checked separately).
+const fn anywhere_table(rules: Rules) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        // `b` < 256, so the cast is lossless; the position flags are unset, so only
+        // position-independent rules answer.
+        t[b] = !matches!(action(b as u8, false, false, rules), Action::Keep);
+        b += 1;
+    }
+    t
+}
+
+static ANYWHERE_RFC: [bool; 256] = anywhere_table(Rules::Rfc4514);
+static ANYWHERE_AD: [bool; 256] = anywhere_table(Rules::Ad);
+
 fn needs_escaping(s: &str, rules: Rules) -> bool {
-    let last = s.len().wrapping_sub(1);
-    s.bytes()
-        .enumerate()
-        .any(|(i, b)| action(b, i == 0, i == last, rules) != Action::Keep)
+    let b = s.as_bytes();
+    let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
+        return false;
+    };
+    let table = match rules {
+        Rules::Rfc4514 => &ANYWHERE_RFC,
+        Rules::Ad => &ANYWHERE_AD,
+    };
+    first == b' ' || first == b'#' || last == b' ' || b.iter().any(|&c| table[usize::from(c)])
 }
 
 /// Writes `s` escaped under `rules`. Runs of characters that need no escaping are
@@ -231,6 +253,25 @@ mod tests {
         assert!(matches!(escape_filter("abc=def"), Cow::Borrowed(_)));
         assert!(matches!(escape_filter_bytes(b"abc"), Cow::Borrowed(_)));
         assert!(matches!(escape_value(""), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn fast_check_matches_the_escaper() {
+        for rules in [Rules::Rfc4514, Rules::Ad] {
+            for b in 0u8..=0x7F {
+                let c = char::from(b);
+                for s in [
+                    format!("{c}"),
+                    format!("{c}x"),
+                    format!("x{c}x"),
+                    format!("x{c}"),
+                ] {
+                    let mut out = String::new();
+                    write_escaped(&mut out, &s, rules).unwrap();
+                    assert_eq!(needs_escaping(&s, rules), out != s, "{s:?} {rules:?}");
+                }
+            }
+        }
     }
 
     #[test]
