@@ -545,6 +545,99 @@ fn entropy_is_exact_log2_of_count() {
     assert!(long.is_valid(long.generate().expose_secret()));
 }
 
+fn binomial(n: u64, k: u64) -> f64 {
+    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
+}
+
+/// Chi-square of observed bucket counts against expected probabilities.
+fn chi2(observed: &[u64], probs: &[f64]) -> f64 {
+    let n: u64 = observed.iter().sum();
+    observed
+        .iter()
+        .zip(probs)
+        .map(|(&o, &p)| {
+            let e = p * n as f64;
+            (o as f64 - e).powi(2) / e
+        })
+        .sum()
+}
+
+/// The number of dashes in Vault-default passwords (rejection sampler) follows the
+/// exact distribution: P(k) ∝ C(20, k) · g(20 - k), g(m) = alphanumeric strings of
+/// length m with a lower, an upper and a digit (inclusion–exclusion).
+#[test]
+fn vault_default_dash_count_distribution() {
+    let g = |m: i32| -> f64 {
+        let mut total = 0.0;
+        for mask in 0u32..8 {
+            let missing: f64 = [26.0, 26.0, 10.0]
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, n)| n)
+                .sum();
+            let term = (62.0 - missing).powi(m);
+            total += if mask.count_ones() % 2 == 0 {
+                term
+            } else {
+                -term
+            };
+        }
+        total
+    };
+    // Buckets: 1, 2, 3, 4 dashes, and 5 or more.
+    let mut w = vec![0.0; 5];
+    for k in 1..=17u64 {
+        w[(k.min(5) - 1) as usize] += binomial(20, k) * g(20 - k as i32);
+    }
+    let sum: f64 = w.iter().sum();
+    let probs: Vec<f64> = w.iter().map(|x| x / sum).collect();
+    let p = Policy::vault_default();
+    assert_eq!(p.sampling_method(), SamplingMethod::Rejection);
+    let mut r = rng(21);
+    let mut observed = vec![0u64; 5];
+    for _ in 0..40_000 {
+        let pw = p.generate_with(&mut r);
+        let k = pw.expose_secret().chars().filter(|&c| c == '-').count() as u64;
+        observed[(k.min(5) - 1) as usize] += 1;
+    }
+    // Chi-square, 4 degrees of freedom: 23.5 is the 1e-4 upper tail.
+    let stat = chi2(&observed, &probs);
+    assert!(
+        stat < 23.5,
+        "chi2 {stat:.1}, observed {observed:?}, expected {probs:?}"
+    );
+}
+
+/// Same for the exact sampler: length 12, at least 6 dashes and 2 letters. Valid
+/// strings with k dashes number C(12, k) · 26^(12 - k), k = 6..=10.
+#[test]
+fn exact_sampler_dash_count_distribution() {
+    let p = Policy::builder(12)
+        .charset("dash", "-", 6)
+        .charset("lower", LOWERCASE, 2)
+        .build()
+        .unwrap();
+    assert_eq!(p.sampling_method(), SamplingMethod::Exact);
+    let w: Vec<f64> = (6..=10u64)
+        .map(|k| binomial(12, k) * 26f64.powi(12 - k as i32))
+        .collect();
+    let sum: f64 = w.iter().sum();
+    let probs: Vec<f64> = w.iter().map(|x| x / sum).collect();
+    let mut r = rng(22);
+    let mut observed = vec![0u64; 5];
+    for _ in 0..40_000 {
+        let pw = p.generate_with(&mut r);
+        let k = pw.expose_secret().chars().filter(|&c| c == '-').count();
+        observed[k - 6] += 1;
+    }
+    let stat = chi2(&observed, &probs);
+    assert!(
+        stat < 23.5,
+        "chi2 {stat:.1}, observed {observed:?}, expected {probs:?}"
+    );
+}
+
 fn pool() -> Vec<char> {
     "abcdefXYZ0123-!".chars().collect()
 }
