@@ -586,7 +586,7 @@ fn vault_default_dash_count_distribution() {
         total
     };
     // Buckets: 1, 2, 3, 4 dashes, and 5 or more.
-    let mut w = vec![0.0; 5];
+    let mut w = [0.0; 5];
     for k in 1..=17u64 {
         w[(k.min(5) - 1) as usize] += binomial(20, k) * g(20 - k as i32);
     }
