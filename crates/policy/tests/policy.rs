@@ -692,6 +692,25 @@ proptest! {
         }
     }
 
+    /// The HCL parser never panics: arbitrary text, and valid policies with one
+    /// character replaced, give a policy or a typed error.
+    #[test]
+    fn vault_parser_never_panics(
+        text in "\\PC{0,200}",
+        at in 0usize..400,
+        replacement in proptest::char::any(),
+    ) {
+        let _ = Policy::from_vault_hcl(&text);
+        let mut chars: Vec<char> = VAULT_DEFAULT_HCL.chars().collect();
+        let i = at % chars.len();
+        chars[i] = replacement;
+        let mutated: String = chars.into_iter().collect();
+        match Policy::from_vault_hcl(&mutated) {
+            Ok(p) => prop_assert!(p.length() >= 1),
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+
     /// Exact counts agree with brute-force enumeration on small random policies,
     /// including unsatisfiable ones (count 0 <=> error).
     #[test]
