@@ -509,6 +509,11 @@ impl Policy {
         self.engine.alphabet()
     }
 
+    /// Per rule, the effective character set of each class (after exclusions).
+    pub(crate) fn class_sets(&self) -> &[Vec<BTreeSet<char>>] {
+        &self.class_sets
+    }
+
     /// The forbidden substrings (compared case-insensitively).
     pub fn forbidden_substrings(&self) -> &[String] {
         &self.forbidden

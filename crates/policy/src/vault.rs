@@ -457,6 +457,48 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Renders the policy as Vault HCL, when Vault can express it: every rule a
+    /// single charset (`at_least` = 1, one class) and no forbidden substrings.
+    /// Charsets are written as the effective (sorted, de-duplicated, exclusions
+    /// removed) sets, so the result parses back to an equivalent policy here and
+    /// in Vault (Vault may still refuse overlapping minimums above the length).
+    pub fn to_vault_hcl(&self) -> Option<String> {
+        if !self.forbidden_substrings().is_empty() {
+            return None;
+        }
+        let mut out = format!("length = {}\n", self.length());
+        for (rule, sets) in self.rules().iter().zip(self.class_sets()) {
+            let ([class], [set]) = (rule.classes(), sets.as_slice()) else {
+                return None;
+            };
+            if rule.at_least() != 1 {
+                return None;
+            }
+            let mut quoted = String::with_capacity(set.len() + 2);
+            let mut prev = None;
+            for &c in set {
+                match c {
+                    '"' => quoted.push_str("\\\""),
+                    '\\' => quoted.push_str("\\\\"),
+                    // HCL 1 scans `${` as the start of an interpolation; never emit it.
+                    '{' if prev == Some('$') => {
+                        quoted.pop();
+                        quoted.push_str("\\u0024{");
+                    }
+                    c => quoted.push(c),
+                }
+                prev = Some(c);
+            }
+            out.push_str(&format!(
+                "rule \"charset\" {{\n  charset   = \"{quoted}\"\n  min-chars = {}\n}}\n",
+                class.min_chars()
+            ));
+        }
+        Some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

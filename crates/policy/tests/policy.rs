@@ -54,6 +54,41 @@ fn vault_hcl_matches_builtin_default() {
 }
 
 #[test]
+fn to_vault_hcl_only_when_expressible() {
+    let hcl = Policy::vault_default().to_vault_hcl().unwrap();
+    assert!(hcl.starts_with("length = 20\n"));
+    assert_eq!(
+        Policy::from_vault_hcl(&hcl).unwrap().count_decimal(),
+        Policy::vault_default().count_decimal()
+    );
+    let odd = Policy::builder(4)
+        .charset("interp", "${", 1)
+        .charset("quotes", "\"\\", 1)
+        .build()
+        .unwrap();
+    let hcl = odd.to_vault_hcl().unwrap();
+    assert!(hcl.contains(r#"charset   = "\u0024{""#), "{hcl}");
+    assert!(hcl.contains(r#"charset   = "\"\\""#), "{hcl}");
+    assert_eq!(
+        Policy::from_vault_hcl(&hcl).unwrap().alphabet(),
+        odd.alphabet()
+    );
+    assert!(
+        AdComplexity::new(10)
+            .build()
+            .unwrap()
+            .to_vault_hcl()
+            .is_none()
+    );
+    let named = Policy::builder(10)
+        .charset("a", LOWERCASE, 1)
+        .forbid_substring("abc")
+        .build()
+        .unwrap();
+    assert!(named.to_vault_hcl().is_none());
+}
+
+#[test]
 fn vault_hcl_base64_is_accepted() {
     let b64 = base64::engine::general_purpose::STANDARD.encode(VAULT_DEFAULT_HCL);
     let p = Policy::from_vault_hcl(&b64).unwrap();
@@ -690,6 +725,27 @@ proptest! {
                 prop_assert!(named, "{:?}", e);
             }
         }
+    }
+
+    /// Builder policies render to Vault HCL and parse back to the same policy (also
+    /// in base64), including quotes, backslashes and `${`.
+    #[test]
+    fn vault_hcl_round_trip(
+        length in 1usize..30,
+        rules in proptest::collection::vec(("[a-c\"\\\\${}\u{e9}\u{1F600} -]{1,6}", 0usize..4), 1..4),
+    ) {
+        let mut b = Policy::builder(length);
+        for (i, (chars, min)) in rules.iter().enumerate() {
+            b = b.charset(format!("r{i}"), chars, *min);
+        }
+        let Ok(p) = b.build() else { return Ok(()) };
+        let hcl = p.to_vault_hcl().unwrap();
+        prop_assert!(!hcl.contains("${"), "{}", hcl);
+        let back = Policy::from_vault_hcl(&hcl).unwrap();
+        prop_assert_eq!(back.alphabet(), p.alphabet());
+        prop_assert_eq!(back.count_decimal(), p.count_decimal());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&hcl);
+        prop_assert_eq!(Policy::from_vault_hcl(&b64).unwrap().count_decimal(), p.count_decimal());
     }
 
     /// The HCL parser never panics: arbitrary text, and valid policies with one
