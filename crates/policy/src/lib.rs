@@ -14,6 +14,7 @@
 //! generation. Every format produces the same [`Policy`]:
 //!
 //! * [`Policy::from_vault_hcl`]: Vault password policies (plain or base64 HCL);
+//!   [`Policy::to_vault_hcl`] renders a policy back when Vault can express it;
 //! * [`Policy::from_infisical`] with [`InfisicalRequirements`] (serde, camelCase JSON);
 //! * [`AdComplexity`]: Active Directory's "three of four categories" rule, optionally
 //!   avoiding the account's `sAMAccountName` and `displayName` tokens exactly as AD

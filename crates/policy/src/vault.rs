@@ -14,6 +14,11 @@
 //! escape   = \n \t \r \a \b \f \v \\ \" \' | \NNN (octal) | \xHH | \uHHHH | \UHHHHHHHH
 //! ```
 //!
+//! Differences from HCL 1 as Vault runs it: `${` inside a string is literal here,
+//! whereas HCL 1 scans it as the start of an interpolation (so a charset containing
+//! `${` does not mean the same in Vault; [`Policy::to_vault_hcl`] never emits it);
+//! JSON input (which HCL 1 also accepts) is not supported.
+//!
 //! Keys may be quoted (`"min-chars" = 1`). Unknown keys, duplicate keys, a missing
 //! `length`, a rule without `charset`, non-integer numbers and heredocs are errors
 //! with the line they occur on.
