@@ -41,8 +41,40 @@
 //!
 //! # Design
 //!
-//! See [`manual`] for the design rationale, the protocol with its crash analysis, the
-//! choice of stores and the security considerations.
+//! See [`manual`] for the design rationale (why [`RotationTarget`] fits both LDAP and
+//! SAMR), the protocol with its crash-analysis table, and the choice of stores.
+//! In short: [`Rotator::rotate`] claims the account (fencing token), writes the new
+//! password *sealed and durable* as a pending record before touching the target,
+//! applies and verifies it, then commits with a compare-and-swap; a crash at any
+//! point leaves a state that [`Rotator::recover`] resolves by asking the target
+//! which password it has, or reports as needing an admin reset.
+//!
+//! | store | use |
+//! |---|---|
+//! | [`MemoryStore`] | tests, ephemeral use |
+//! | [`SqliteStore`] | embedded durable default: one file, several processes on one host, group commit |
+//! | [`PgStore`] | many instances sharing one PostgreSQL database |
+//!
+//! # Crate features
+//!
+//! - `conformance`: exposes `credwheel_state::conformance`, the test suite every
+//!   [`StateStore`] must pass, so third-party stores can run it. Additive.
+//!
+//! # Security considerations
+//!
+//! - Stores only ever see ciphertext: passwords are sealed with XChaCha20-Poly1305,
+//!   the record identity and field name bound as associated data.
+//! - Keys are zeroized on drop and never printed; no error or `Debug` output carries
+//!   a password, key or ciphertext.
+//! - A target write happens only after the new password is durable, so a crash never
+//!   loses the password the target has.
+//! - Metadata (account names, times, borrowers) is stored in clear; an attacker who
+//!   can write to the store can roll a record back or delete it (availability), not
+//!   read a password.
+//! - [`PgStore::connect`] has no TLS: use it on loopback or Unix sockets, otherwise
+//!   [`PgStore::connect_with_tls`].
+//!
+//! Details in [`manual`].
 
 #![deny(missing_docs)]
 

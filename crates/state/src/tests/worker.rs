@@ -89,6 +89,7 @@ pub(super) async fn run_children(
                 .args([
                     "--exact",
                     "tests::worker::worker_entry",
+                    "--ignored",
                     "--nocapture",
                     "--test-threads=1",
                 ])
@@ -154,8 +155,9 @@ pub(super) async fn run_children(
     assert_eq!(claims, 1, "claims across processes");
 }
 
-/// Does nothing unless started by `run_children`.
+/// The worker side; run only by `run_children` (ignored in normal runs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "worker process for the cross-process race tests"]
 async fn worker_entry() {
     let (Ok(backend), Ok(location), Ok(spec)) = (
         std::env::var(ENV_BACKEND),
