@@ -2,6 +2,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -53,6 +55,13 @@ type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
 pub struct SqliteStore {
     tx: mpsc::Sender<Job>,
     path: PathBuf,
+    stats: Arc<Stats>,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    operations: AtomicU64,
+    commits: AtomicU64,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -125,11 +134,22 @@ impl SqliteStore {
             })?;
         let (tx, rx) = mpsc::channel::<Job>();
         let max_batch = options.max_batch.max(1);
+        let stats = Arc::new(Stats::default());
+        let st = stats.clone();
         std::thread::Builder::new()
             .name("credwheel-sqlite".into())
-            .spawn(move || writer(conn, rx, max_batch))
+            .spawn(move || writer(conn, rx, max_batch, &st))
             .map_err(|e| StateError::Unavailable(format!("cannot start writer thread: {e}")))?;
-        Ok(Self { tx, path })
+        Ok(Self { tx, path, stats })
+    }
+
+    /// Operations run so far and the transactions that committed them: with
+    /// concurrent callers, fewer commits than operations (group commit).
+    pub fn commit_stats(&self) -> (u64, u64) {
+        (
+            self.stats.operations.load(Ordering::Relaxed),
+            self.stats.commits.load(Ordering::Relaxed),
+        )
     }
 
     /// The database file.
@@ -175,7 +195,7 @@ fn exec_cached(conn: &Connection, sql: &str) -> Result<()> {
         .map_err(db_err)
 }
 
-fn writer(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
+fn writer(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize, stats: &Stats) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < max_batch {
@@ -232,10 +252,17 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
             }
             // Nothing succeeded: nothing to keep (and no fsync to pay).
             None if !any_ok => exec_cached(&conn, "ROLLBACK"),
-            None => exec_cached(&conn, "COMMIT").inspect_err(|_| {
-                let _ = exec_cached(&conn, "ROLLBACK");
-            }),
+            None => exec_cached(&conn, "COMMIT")
+                .inspect(|()| {
+                    stats.commits.fetch_add(1, Ordering::Relaxed);
+                })
+                .inspect_err(|_| {
+                    let _ = exec_cached(&conn, "ROLLBACK");
+                }),
         };
+        stats
+            .operations
+            .fetch_add(replies.len() as u64, Ordering::Relaxed);
         for r in replies {
             r(commit.clone());
         }

@@ -26,6 +26,7 @@ use crate::types::{Claim, Clock, Fence, Lease, LeaseTerms, Millis, Record, SetMe
 pub struct CrashGate {
     count: AtomicUsize,
     crash_at: Mutex<Option<(usize, bool)>>,
+    hit: tokio::sync::Notify,
 }
 
 impl CrashGate {
@@ -51,15 +52,34 @@ impl CrashGate {
         self.count.load(Ordering::SeqCst)
     }
 
+    /// Resolves once a gated call has "crashed" (for stores whose calls really
+    /// suspend: race the operation against this and drop it, e.g. with
+    /// `tokio::select!`).
+    pub async fn crashed(&self) {
+        self.hit.notified().await;
+    }
+
+    /// Runs `fut` until it completes (`Some`) or crashes at the armed point
+    /// (`None`; the future is dropped, as if the process died there).
+    pub async fn run<T>(&self, fut: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            biased;
+            out = fut => Some(out),
+            () = self.crashed() => None,
+        }
+    }
+
     /// Runs `op` through the gate.
     pub async fn gate<T>(&self, op: impl Future<Output = T>) -> T {
         let n = self.count.fetch_add(1, Ordering::SeqCst);
         let plan = *lock(&self.crash_at);
         if plan == Some((n, false)) {
+            self.hit.notify_one();
             std::future::pending::<()>().await;
         }
         let out = op.await;
         if plan == Some((n, true)) {
+            self.hit.notify_one();
             std::future::pending::<()>().await;
         }
         out

@@ -36,8 +36,14 @@ struct World {
 
 impl World {
     async fn new(configure: impl FnOnce(FakeTarget) -> FakeTarget) -> Self {
+        Self::with_store(Arc::new(MemoryStore::new()), configure).await
+    }
+
+    async fn with_store(
+        base: Arc<dyn StateStore>,
+        configure: impl FnOnce(FakeTarget) -> FakeTarget,
+    ) -> Self {
         let id = TargetId::new("ad", "example.com", "svc").unwrap();
-        let base: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
         let sealer = Arc::new(Sealer::new("k1", Key::from_bytes(&[3; 32]).unwrap()).unwrap());
         let clock = ManualClock::new(1_700_000_000_000);
         let gate = CrashGate::new();
@@ -133,6 +139,53 @@ async fn crash_at_every_await_point_then_recover() {
                 // And the account keeps rotating normally afterwards.
                 let again = rec.rotate(&w.target, &w.id, &src, method).await.unwrap();
                 assert!(matches!(again, RotationOutcome::Rotated { .. }), "{ctx}");
+                w.assert_consistent(&ctx).await;
+                point += 1;
+            }
+        }
+    }
+}
+
+/// The same crash matrix on a durable store: the rotation future is dropped at
+/// each gated point (while the runtime really waits on the store), and a fresh
+/// store handle, as a new process would open, recovers.
+pub(super) async fn crash_matrix_on(
+    open: impl Fn() -> Arc<dyn StateStore>,
+    fresh_db: impl Fn() -> Arc<dyn StateStore>,
+) {
+    for method in [RotationMethod::AdminReset, RotationMethod::SelfChange] {
+        for after in [false, true] {
+            let mut point = 0;
+            loop {
+                let w = World::with_store(fresh_db(), |t| t).await;
+                let src = counter();
+                let r = w.rotator("crashing", true);
+                w.gate.arm(point, after);
+                let finished = w.gate.run(r.rotate(&w.target, &w.id, &src, method)).await;
+                w.gate.disarm();
+                drop(r);
+                let ctx = format!("durable {method:?} crash at {point} (after={after})");
+                if let Some(res) = finished {
+                    assert!(
+                        matches!(res, Ok(RotationOutcome::Rotated { .. })),
+                        "{ctx}: {res:?}"
+                    );
+                    assert!(point >= 7, "{ctx}: too few await points seen");
+                    w.assert_consistent(&ctx).await;
+                    break;
+                }
+                w.clock.advance(RotatorConfig::default().claim_ttl_ms + 1);
+                let rec = Rotator::with_clock(
+                    open(),
+                    w.sealer.clone(),
+                    Arc::new(w.clock.clone()),
+                    RotatorConfig::with_holder("recoverer"),
+                );
+                let out = rec.recover(&w.target, &w.id).await.unwrap();
+                assert!(
+                    !matches!(out, RecoverOutcome::NeedsReconcile),
+                    "{ctx}: {out:?}"
+                );
                 w.assert_consistent(&ctx).await;
                 point += 1;
             }

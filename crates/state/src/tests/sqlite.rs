@@ -133,3 +133,57 @@ async fn sqlite_cross_process_races() {
     let spec = worker::prepare(&store).await;
     worker::run_children("sqlite", path.to_str().unwrap(), &spec, &store).await;
 }
+
+/// Crash at every await point with the SQLite store; a new handle recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_crash_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crash.db");
+    let p2 = path.clone();
+    super::protocol::crash_matrix_on(
+        move || open(&path),
+        move || {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", p2.display()));
+            }
+            open(&p2)
+        },
+    )
+    .await;
+}
+
+/// 32 concurrent callers share durable commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_group_commit_batches_concurrent_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(SqliteStore::open(dir.path().join("g.db"), SqliteOptions::default()).unwrap());
+    let ids: Vec<_> = (0..32)
+        .map(|_| crate::conformance::unique_id("ad"))
+        .collect();
+    for id in &ids {
+        store
+            .create_record(&crate::Record::new(id.clone()))
+            .await
+            .unwrap();
+    }
+    let (ops0, commits0) = store.commit_stats();
+    let mut hs = Vec::new();
+    for id in ids {
+        let store = store.clone();
+        hs.push(tokio::spawn(async move {
+            let mut r = store.get_record(&id).await.unwrap();
+            for _ in 0..20 {
+                r.version = store.compare_and_swap(&r, r.version, None).await.unwrap();
+            }
+            r.version
+        }));
+    }
+    for h in hs {
+        assert_eq!(h.await.unwrap(), 21);
+    }
+    let (ops, commits) = store.commit_stats();
+    let (ops, commits) = (ops - ops0, commits - commits0);
+    assert_eq!(ops, 32 * 21);
+    assert!(commits < ops / 2, "{commits} commits for {ops} operations");
+}
