@@ -137,9 +137,11 @@
 //!   transaction), and a busy timeout makes other processes wait for it.
 //!   `synchronous=FULL` fsyncs the WAL at every commit: a call returns only when
 //!   its effect survives power loss. Durability costs one fsync per commit, so the
-//!   store batches: one writer thread per store drains the queue of concurrent
-//!   operations and commits them in one transaction (each in a savepoint), answering
-//!   each caller after that commit (group commit). Alternatives considered: sled /
+//!   store batches: concurrent operations are queued and one committer (the first
+//!   caller that finds the connection free, inside `block_in_place`, or the store's
+//!   background thread) runs all queued operations in one transaction (each in a
+//!   savepoint), answering each caller after that commit (group
+//!   commit). Alternatives considered: sled /
 //!   redb (single-process only, no multi-process locking), plain files with
 //!   `flock` (reinventing transactions), LMDB (needs unsafe bindings and C).
 //! - [`PgStore`](crate::PgStore): many instances sharing one pool. Compare-and-swap

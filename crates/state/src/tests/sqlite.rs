@@ -138,15 +138,18 @@ async fn sqlite_cross_process_races() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_crash_matrix() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("crash.db");
-    let p2 = path.clone();
+    let current = Arc::new(std::sync::Mutex::new(dir.path().join("crash-0.db")));
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let (c1, c2) = (current.clone(), current);
+    let base = dir.path().to_path_buf();
     super::protocol::crash_matrix_on(
-        move || open(&path),
+        move || open(&c1.lock().unwrap()),
         move || {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", p2.display()));
-            }
-            open(&p2)
+            // A new database per scenario.
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let path = base.join(format!("crash-{i}.db"));
+            c2.lock().unwrap().clone_from(&path);
+            open(&path)
         },
     )
     .await;
