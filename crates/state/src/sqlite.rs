@@ -123,8 +123,10 @@ CREATE TABLE IF NOT EXISTS cw_members (
     lease_id TEXT UNIQUE, borrower TEXT,
     issued_at INTEGER, expires_at INTEGER, max_expires_at INTEGER,
     PRIMARY KEY (kind, scope, account)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS cw_members_set ON cw_members (set_name, lease_id);
-CREATE INDEX IF NOT EXISTS cw_members_expiry ON cw_members (expires_at);
+-- Indexes only on columns a lease does not change (set_name), besides the lease
+-- id lookup: every take and release then writes two pages, not four.
+-- list_expired_leases scans (rare).
+CREATE INDEX IF NOT EXISTS cw_members_by_set ON cw_members (set_name);
 ";
 
 impl SqliteStore {
