@@ -62,6 +62,7 @@
 //!
 //! 1. **claim** the account (expiring claim, fencing token);
 //! 2. **read** the record; if a pending rotation is found, settle it first (below);
+//!    if it rolls forward, that completed rotation is the result;
 //! 3. **generate** the new password ([`PasswordSource`](crate::PasswordSource));
 //! 4. **write pending**: the new password, sealed, with an attempt id, is committed
 //!    durably (fenced CAS) *before* the target sees it;

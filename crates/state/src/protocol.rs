@@ -288,7 +288,8 @@ impl Rotator {
     }
 
     /// Rotates one account: claim → generate → write pending → apply → verify →
-    /// commit → release. A rotation left pending by a crash is recovered first.
+    /// commit → release. A rotation left pending by a crash is settled first; if it
+    /// rolls forward, that completed rotation is the result.
     ///
     /// Errors: [`StateError::Conflict`] when another holder has the claim;
     /// [`StateError::Target`] when the target failed (recorded as `last_error`; if
@@ -377,9 +378,12 @@ impl Rotator {
         if rec.pending.is_some() {
             match self.settle(target, &mut rec, claim).await? {
                 RecoverOutcome::NeedsReconcile => return Ok(RotationOutcome::NeedsReconcile),
-                RecoverOutcome::Clean
-                | RecoverOutcome::RolledForward { .. }
-                | RecoverOutcome::RolledBack { .. } => {}
+                // The interrupted rotation completed: the account has a fresh
+                // password (another change now could also hit a minimum age).
+                RecoverOutcome::RolledForward { version } => {
+                    return Ok(RotationOutcome::Rotated { version });
+                }
+                RecoverOutcome::Clean | RecoverOutcome::RolledBack { .. } => {}
             }
         }
         let current = rec

@@ -518,3 +518,31 @@ async fn policy_is_a_password_source() {
     assert_ne!(cur.expose_secret(), INITIAL);
     w.assert_consistent("policy source").await;
 }
+
+#[tokio::test]
+async fn rotate_finishes_an_interrupted_rotation_instead_of_starting_another() {
+    let w = World::new(|t| t).await;
+    // Crash right after the target took the new password.
+    w.gate.arm(3, true);
+    let src = counter();
+    assert!(
+        w.rotator("a", true)
+            .rotate(&w.target, &w.id, &src, RotationMethod::SelfChange)
+            .now_or_never()
+            .is_none()
+    );
+    w.gate.disarm();
+    w.clock.advance(120_001);
+    let out = w
+        .rotator("b", false)
+        .rotate(&w.target, &w.id, &src, RotationMethod::SelfChange)
+        .await
+        .unwrap();
+    assert!(matches!(out, RotationOutcome::Rotated { .. }), "{out:?}");
+    assert_eq!(w.target.writes(), 1, "no second change");
+    assert_eq!(
+        w.stored_current().await.expose_secret(),
+        "Generated-Password-1"
+    );
+    w.assert_consistent("finished interrupted rotation").await;
+}
