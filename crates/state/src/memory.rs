@@ -30,6 +30,24 @@ struct Inner {
     leases: HashMap<String, TargetId>,
 }
 
+impl Inner {
+    /// The set slot of the account that `lease_id` lent (`None` inside once returned).
+    fn lease_slot(&mut self, lease_id: &str) -> Result<&mut Option<Lease>> {
+        let account = self
+            .leases
+            .get(lease_id)
+            .ok_or(StateError::NotFound("lease"))?;
+        let set = self
+            .member_of
+            .get(account)
+            .ok_or(StateError::NotFound("lease"))?;
+        self.sets
+            .get_mut(set)
+            .and_then(|m| m.get_mut(account))
+            .ok_or(StateError::NotFound("lease"))
+    }
+}
+
 /// A store that keeps everything in process memory: nothing survives a restart.
 /// All operations take one mutex, briefly.
 #[derive(Default)]
@@ -141,9 +159,7 @@ impl StateStore for MemoryStore {
     }
 
     async fn claim(&self, id: &TargetId, holder: &str, now: Millis, ttl_ms: i64) -> Result<Claim> {
-        if ttl_ms <= 0 {
-            return Err(StateError::Invalid("claim ttl must be > 0".into()));
-        }
+        crate::types::check_ttl(ttl_ms, "claim")?;
         let mut g = self.lock();
         let slot = g.claims.entry(id.clone()).or_default();
         if slot.holder.is_some() && slot.expires_at > now {
@@ -161,9 +177,7 @@ impl StateStore for MemoryStore {
     }
 
     async fn renew_claim(&self, claim: &Claim, now: Millis, ttl_ms: i64) -> Result<Claim> {
-        if ttl_ms <= 0 {
-            return Err(StateError::Invalid("claim ttl must be > 0".into()));
-        }
+        crate::types::check_ttl(ttl_ms, "claim")?;
         let mut g = self.lock();
         match g.claims.get_mut(&claim.id) {
             Some(slot) if slot.token == claim.token && slot.holder.is_some() => {
@@ -272,25 +286,11 @@ impl StateStore for MemoryStore {
         now: Millis,
         ttl_ms: i64,
     ) -> Result<Lease> {
-        if ttl_ms <= 0 {
-            return Err(StateError::Invalid("lease ttl must be > 0".into()));
-        }
+        crate::types::check_ttl(ttl_ms, "lease")?;
         let mut g = self.lock();
-        let account = g
-            .leases
-            .get(lease_id)
-            .cloned()
-            .ok_or(StateError::NotFound("lease"))?;
-        let set = g
-            .member_of
-            .get(&account)
-            .cloned()
-            .ok_or(StateError::NotFound("lease"))?;
         let lease = g
-            .sets
-            .get_mut(&set)
-            .and_then(|m| m.get_mut(&account))
-            .and_then(Option::as_mut)
+            .lease_slot(lease_id)?
+            .as_mut()
             .ok_or(StateError::NotFound("lease"))?;
         if borrower.is_some_and(|b| b != lease.borrower) {
             return Err(StateError::NotBorrower);
@@ -304,21 +304,7 @@ impl StateStore for MemoryStore {
 
     async fn release_lease(&self, lease_id: &str, borrower: Option<&str>) -> Result<Lease> {
         let mut g = self.lock();
-        let account = g
-            .leases
-            .get(lease_id)
-            .cloned()
-            .ok_or(StateError::NotFound("lease"))?;
-        let set = g
-            .member_of
-            .get(&account)
-            .cloned()
-            .ok_or(StateError::NotFound("lease"))?;
-        let slot = g
-            .sets
-            .get_mut(&set)
-            .and_then(|m| m.get_mut(&account))
-            .ok_or(StateError::NotFound("lease"))?;
+        let slot = g.lease_slot(lease_id)?;
         match slot {
             Some(l) if borrower.is_some_and(|b| b != l.borrower) => Err(StateError::NotBorrower),
             Some(_) => {

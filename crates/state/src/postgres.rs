@@ -302,10 +302,6 @@ impl Drop for SlotGuard<'_> {
 
 type BoxFut2<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 
-fn u64_to_i64(v: u64) -> Result<i64> {
-    i64::try_from(v).map_err(|_| StateError::Invalid("value out of range".into()))
-}
-
 fn record_from_row(id: &TargetId, r: &Row) -> Result<Record> {
     let g = |e: tokio_postgres::Error| StateError::Corrupt(format!("record row: {e}"));
     let version: i64 = r.try_get(0).map_err(g)?;
@@ -469,8 +465,8 @@ impl StateStore for PgStore {
         let rec = record.clone();
         self.with(move |c| {
             Box::pin(async move {
-                let expected = u64_to_i64(expected_version)?;
-                let fence = fence.map(|f| u64_to_i64(f.0)).transpose()?;
+                let expected = crate::types::to_sql_i64(expected_version)?;
+                let fence = fence.map(|f| crate::types::to_sql_i64(f.0)).transpose()?;
                 let p = rec.pending.as_ref();
                 let params: [&(dyn ToSql + Sync); 13] = [
                     &rec.id.kind(),
@@ -516,7 +512,7 @@ impl StateStore for PgStore {
         let id = id.clone();
         self.with(move |c| {
             Box::pin(async move {
-                let expected = u64_to_i64(expected_version)?;
+                let expected = crate::types::to_sql_i64(expected_version)?;
                 let n = c
                     .execute(
                         "DELETE FROM cw_records WHERE kind=$1 AND scope=$2 AND account=$3 \
@@ -555,9 +551,7 @@ impl StateStore for PgStore {
     }
 
     async fn claim(&self, id: &TargetId, holder: &str, now: Millis, ttl_ms: i64) -> Result<Claim> {
-        if ttl_ms <= 0 {
-            return Err(StateError::Invalid("claim ttl must be > 0".into()));
-        }
+        crate::types::check_ttl(ttl_ms, "claim")?;
         let (id, holder) = (id.clone(), holder.to_owned());
         self.with(move |c| {
             Box::pin(async move {
@@ -594,14 +588,12 @@ impl StateStore for PgStore {
     }
 
     async fn renew_claim(&self, claim: &Claim, now: Millis, ttl_ms: i64) -> Result<Claim> {
-        if ttl_ms <= 0 {
-            return Err(StateError::Invalid("claim ttl must be > 0".into()));
-        }
+        crate::types::check_ttl(ttl_ms, "claim")?;
         let claim = claim.clone();
         self.with(move |c| {
             Box::pin(async move {
                 let expires_at = now.saturating_add(ttl_ms);
-                let token = u64_to_i64(claim.token)?;
+                let token = crate::types::to_sql_i64(claim.token)?;
                 let n = c
                     .execute(
                         "UPDATE cw_claims SET expires_at=$5 WHERE kind=$1 AND scope=$2 \
@@ -631,7 +623,7 @@ impl StateStore for PgStore {
         let claim = claim.clone();
         self.with(move |c| {
             Box::pin(async move {
-                let token = u64_to_i64(claim.token)?;
+                let token = crate::types::to_sql_i64(claim.token)?;
                 c.execute(
                     "UPDATE cw_claims SET holder=NULL, expires_at=0 WHERE kind=$1 AND \
                      scope=$2 AND account=$3 AND token=$4",
@@ -838,9 +830,7 @@ impl StateStore for PgStore {
         now: Millis,
         ttl_ms: i64,
     ) -> Result<Lease> {
-        if ttl_ms <= 0 {
-            return Err(StateError::Invalid("lease ttl must be > 0".into()));
-        }
+        crate::types::check_ttl(ttl_ms, "lease")?;
         let (lease_id, borrower) = (lease_id.to_owned(), borrower.map(str::to_owned));
         self.with(move |c| {
             Box::pin(async move {

@@ -369,10 +369,6 @@ fn run_batch(conn: &Connection, jobs: Vec<Job>, stats: &Stats) {
     }
 }
 
-fn i64_of(v: u64) -> Result<i64> {
-    i64::try_from(v).map_err(|_| StateError::Invalid("version out of range".into()))
-}
-
 fn record_from_row(id: &TargetId, r: &Row<'_>) -> rusqlite::Result<Record> {
     let version: i64 = r.get(0)?;
     let pending = match (
@@ -519,8 +515,8 @@ impl StateStore for SqliteStore {
     ) -> Result<u64> {
         let rec = record.clone();
         self.run(move |c| {
-            let expected = i64_of(expected_version)?;
-            let fence_token = fence.map(|f| i64_of(f.0)).transpose()?;
+            let expected = crate::types::to_sql_i64(expected_version)?;
+            let fence_token = fence.map(|f| crate::types::to_sql_i64(f.0)).transpose()?;
             let p = rec.pending.as_ref();
             let n = c
                 .prepare_cached(
@@ -564,7 +560,7 @@ impl StateStore for SqliteStore {
         self.run(move |c| {
             match current_version(c, &id)? {
                 None => return Err(StateError::NotFound("record")),
-                Some(v) if v != i64_of(expected_version)? => {
+                Some(v) if v != crate::types::to_sql_i64(expected_version)? => {
                     return Err(StateError::Conflict(ConflictReason::Version));
                 }
                 Some(_) => {}
@@ -601,9 +597,7 @@ impl StateStore for SqliteStore {
     }
 
     async fn claim(&self, id: &TargetId, holder: &str, now: Millis, ttl_ms: i64) -> Result<Claim> {
-        if ttl_ms <= 0 {
-            return Err(StateError::Invalid("claim ttl must be > 0".into()));
-        }
+        crate::types::check_ttl(ttl_ms, "claim")?;
         let (id, holder) = (id.clone(), holder.to_owned());
         self.run(move |c| {
             let row: Option<(i64, Option<String>, i64)> = c
@@ -650,9 +644,7 @@ impl StateStore for SqliteStore {
     }
 
     async fn renew_claim(&self, claim: &Claim, now: Millis, ttl_ms: i64) -> Result<Claim> {
-        if ttl_ms <= 0 {
-            return Err(StateError::Invalid("claim ttl must be > 0".into()));
-        }
+        crate::types::check_ttl(ttl_ms, "claim")?;
         let claim = claim.clone();
         self.run(move |c| {
             let expires_at = now.saturating_add(ttl_ms);
@@ -666,7 +658,7 @@ impl StateStore for SqliteStore {
                     claim.id.kind(),
                     claim.id.scope(),
                     claim.id.account(),
-                    i64_of(claim.token)?,
+                    crate::types::to_sql_i64(claim.token)?,
                     expires_at
                 ])
                 .map_err(db_err)?;
@@ -693,7 +685,7 @@ impl StateStore for SqliteStore {
                 claim.id.kind(),
                 claim.id.scope(),
                 claim.id.account(),
-                i64_of(claim.token)?
+                crate::types::to_sql_i64(claim.token)?
             ])
             .map_err(db_err)?;
             Ok(())
@@ -871,9 +863,7 @@ impl StateStore for SqliteStore {
         now: Millis,
         ttl_ms: i64,
     ) -> Result<Lease> {
-        if ttl_ms <= 0 {
-            return Err(StateError::Invalid("lease ttl must be > 0".into()));
-        }
+        crate::types::check_ttl(ttl_ms, "lease")?;
         let (lease_id, borrower) = (lease_id.to_owned(), borrower.map(str::to_owned));
         self.run(move |c| {
             let mut lease = get_lease(c, &lease_id)?;

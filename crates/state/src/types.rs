@@ -281,6 +281,19 @@ impl Clock for ManualClock {
     }
 }
 
+/// Every store validates a claim or lease ttl the same way.
+pub(crate) fn check_ttl(ttl_ms: i64, what: &'static str) -> Result<()> {
+    if ttl_ms <= 0 {
+        return Err(StateError::Invalid(format!("{what} ttl must be > 0")));
+    }
+    Ok(())
+}
+
+/// Versions and fencing tokens are `u64` in the API and `i64` in SQL stores.
+pub(crate) fn to_sql_i64(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| StateError::Invalid("value out of range".into()))
+}
+
 pub(crate) fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
