@@ -51,6 +51,13 @@ pub enum TargetErrorKind {
     Denied,
     /// The account does not exist on the target.
     NoSuchAccount,
+    /// The account is locked out (too many failed logons). More logon attempts make it
+    /// worse: an operator or an explicit unlock must act.
+    AccountLocked,
+    /// The account is disabled on the target.
+    AccountDisabled,
+    /// The account's password has expired or must be changed at next logon.
+    PasswordExpired,
     /// The target could not be reached or timed out; a write may or may not have landed.
     Unavailable,
     /// Anything else (protocol error, unexpected answer); a write may have landed.
@@ -63,7 +70,13 @@ impl TargetErrorKind {
     pub fn certainly_not_applied(self) -> bool {
         matches!(
             self,
-            Self::Rejected | Self::BadCredentials | Self::Denied | Self::NoSuchAccount
+            Self::Rejected
+                | Self::BadCredentials
+                | Self::Denied
+                | Self::NoSuchAccount
+                | Self::AccountLocked
+                | Self::AccountDisabled
+                | Self::PasswordExpired
         )
     }
 }
