@@ -1,6 +1,7 @@
-//! Unit tests: sealing, the protocol (crash at every await point), the memory store.
+//! Unit tests: sealing, the protocol (crash at every await point), the stores,
+//! and real processes (cross-process races, SIGKILL, lazy readers).
 
-// The SQL store tests and the protocol tests move to the new API next.
+mod kill;
 mod postgres;
 mod protocol;
 mod seal;
