@@ -60,75 +60,151 @@
 //!
 //! [`Rotator::rotate`](crate::Rotator::rotate):
 //!
-//! 1. **claim** the account (expiring claim, fencing token);
-//! 2. **read** the record; if a pending rotation is found, settle it first (below);
-//!    if it rolls forward, that completed rotation is the result;
-//! 3. **generate** the new password ([`PasswordSource`](crate::PasswordSource));
-//! 4. **write pending**: the new password, sealed, with an attempt id, is committed
-//!    durably (fenced CAS) *before* the target sees it;
-//! 5. **apply** it (admin reset or self-change), only if enough claim time is left;
-//! 6. **verify** it on the target;
-//! 7. **commit** (fenced CAS): current becomes last, pending becomes current,
-//!    version + 1, `last_error` cleared, `next_due` set;
-//! 8. **release** the claim.
+//! 1. **read** the record and check the [`Precondition`](crate::Precondition)
+//!    (`Skipped` with the fresh version if it fails: no claim taken);
+//! 2. **claim** the account (expiring claim, fencing token); if another holder has
+//!    it, wait (bounded, polling with backoff, re-checking the precondition) or
+//!    fail with [`StateError::InFlight`](crate::StateError::InFlight);
+//! 3. **re-read** under the claim; precondition again; a record that
+//!    needs an operator is left alone (`NeedsReconcile`, target untouched);
+//! 4. **settle** a pending rotation left by a crash (below); if it rolls forward,
+//!    that completed rotation is the result;
+//! 5. **margin**: at least [`target_margin_ms`](crate::RotatorConfig::target_margin_ms)
+//!    must remain of the claim (renewed if needed) *before* anything is written;
+//! 6. **write pending**: the new password, sealed, with an attempt id and a
+//!    deadline (`now + max_attempt_ms`), state `InDoubt`, committed durably (fenced
+//!    CAS) *before* the target sees it;
+//! 7. **apply** (admin reset or self-change), only if the margin still holds for
+//!    both the claim and the deadline; the claim is renewed every third of its
+//!    length while the call runs;
+//! 8. **verify** the new password on the target, then read the target's
+//!    `password_last_set` (the new baseline);
+//! 9. **commit** (fenced CAS): current → history (last *N*), pending → current,
+//!    state `Ok`, failures and backoff cleared, `target_set_at` = baseline,
+//!    `next_due` from the account's stored schedule;
+//! 10. **release** the claim (a dropped guard releases in the background).
 //!
-//! Failures of apply: a kind that certainly did not change the password
-//! (`Rejected`, `BadCredentials`, `Denied`, `NoSuchAccount`) drops the pending
-//! record and records the error; `Rejected` also pushes `next_due` back by
-//! [`retry_after_rejection_ms`](crate::RotatorConfig::retry_after_rejection_ms), so a
-//! refused password is never retried in a loop, and the current password stays
-//! valid. Any other failure leaves the pending record for recovery.
+//! ## Record states and transitions
 //!
-//! [`Rotator::recover`](crate::Rotator::recover) (and step 2) settles a pending
-//! record by asking the target:
+//! | from | event | to | pending | target touched again automatically? |
+//! |---|---|---|---|---|
+//! | `Ok` | pending written (step 6) | `InDoubt` | P | yes (settle) |
+//! | `InDoubt` | verify(P) ok, commit | `Ok` | none | yes |
+//! | `InDoubt` | apply failed, certainly not applied (`Rejected`, `BadCredentials`, `Denied`, `NoSuchAccount`, `AccountDisabled`, `PasswordExpired`) | `Ok`, failures + 1, `retry_at` | dropped | after the backoff |
+//! | `InDoubt` | apply failed, maybe applied (`Unavailable`, `Other`), or verify failed to answer | `InDoubt`, failures + 1, `retry_at` | kept | after the backoff (settles first) |
+//! | `InDoubt` | settle: target unchanged since our baseline | `Ok` (rolled back) | dropped | yes |
+//! | `InDoubt` | settle: changed since baseline, P verifies, change not after the attempt's deadline | `Ok` (rolled forward) | committed | yes |
+//! | `InDoubt` | settle: changed since baseline and P does not verify, or the change came after the deadline | `NeedsReconcile(ChangedElsewhere / Unknown)` | kept | **no** |
+//! | any | the target acknowledged the write but refuses P | `NeedsReconcile(VerifyFailed)` | kept | **no** |
+//! | any | `AccountLocked`; `BadCredentials` on a self-change | `NeedsReconcile(Locked / BadStoredPassword)` | per apply | **no** |
+//! | any | failures reach [`max_failures`](crate::RotatorConfig::max_failures) | `NeedsReconcile(TooManyFailures)` | as is | **no** |
+//! | `NeedsReconcile` | [`reconcile`](crate::Rotator::reconcile) succeeds (always a fresh password) or [`adopt`](crate::Rotator::adopt) | `Ok` | none | yes |
+//! | `NeedsReconcile` | reconcile fails | `NeedsReconcile` | per apply | **no** |
 //!
-//! - the pending password verifies → **roll forward** (commit);
-//! - else the current password verifies and the target's `password_last_set` is not
-//!   later than the pending record (minus a clock-skew tolerance) → **roll back**
-//!   (drop pending, record why);
-//! - otherwise → **`NeedsReconcile`**: the pending record is kept and the error
-//!   recorded; [`Rotator::reconcile`](crate::Rotator::reconcile) then sets the stored
-//!   pending password with an admin reset and commits it.
+//! The backoff after a failed cycle is `backoff_base_ms * 2^(failures-1)`, capped at
+//! `backoff_max_ms`; [`Record::is_due`](crate::Record::is_due) (and so `list_due`
+//! and `Precondition::IfDue`) respects it; `Precondition::Always` (a manual
+//! rotation) does not. A record that needs an operator is never due, never
+//! verified, never lent; [`StateStore::list_needing_operator`](crate::StateStore::list_needing_operator)
+//! lists them.
+//!
+//! ## Settling: the target-side baseline
+//!
+//! At every commit the protocol records the target's own "password last set"
+//! (`pwdLastSet`, the SAM's `PasswordLastSet`) as `target_set_at`. Settling a
+//! pending password compares the target's current value with that baseline, in
+//! the target's clock only, so our clock's skew and the time since our last
+//! rotation do not matter:
+//!
+//! - unchanged → the pending password never landed: **roll back**, without any
+//!   logon attempt when the target's times have sub-second precision (AD's
+//!   `pwdLastSet`); a target that keeps whole seconds (a `tdbsam` SAM) could have
+//!   taken it within the same second as our last commit, so there the pending
+//!   password is verified once first (verifies → roll forward);
+//! - changed and the pending password verifies → **roll forward**, unless the
+//!   change happened after the attempt's stored deadline (plus
+//!   [`clock_skew_ms`](crate::RotatorConfig::clock_skew_ms)): our attempt never
+//!   starts a target call after its deadline, so that change was someone else's and
+//!   the pending password verifies only through the target's grace period for the
+//!   previous password → `NeedsReconcile(ChangedElsewhere)`;
+//! - changed and the pending password does not verify → someone else set a
+//!   password we do not know → `NeedsReconcile`.
+//!
+//! Without a baseline (records enrolled without [`Rotator::enroll_verified`](crate::Rotator::enroll_verified) and
+//! never rotated) the target's time is compared with the pending record's
+//! creation time minus the clock-skew tolerance; a target that reports no time
+//! gets the plain verification-based decision (pending verifies → forward; current
+//! verifies → back; neither → `NeedsReconcile(Unknown)`).
+//!
+//! ## Reconcile
+//!
+//! [`Rotator::reconcile`](crate::Rotator::reconcile) always sets a *fresh*
+//! password through the full protocol (a pending password the target refused is
+//! never retried). [`ReconcileMethod::AdminReset`](crate::ReconcileMethod::AdminReset)
+//! needs an admin connection; [`ReconcileMethod::SelfChange`](crate::ReconcileMethod::SelfChange)
+//! serves accounts that can only change themselves (the AD bind account, a Windows
+//! host rotated as itself): from a password the operator supplies, or else from
+//! the stored pending or current password, whichever verifies (at most two logon
+//! attempts, only on this explicit request). [`Rotator::adopt`](crate::Rotator::adopt)
+//! records a password an operator set by hand, after verifying it.
+//!
+//! ## Conditional rotation, waiting, lazy readers
+//!
+//! `Precondition::IfVersion(v)` makes a rotation conditional on the version the
+//! caller read: of 200 readers who all saw an expired password at version `v`, one
+//! claims and rotates; the others wait for the claim, re-read, find a newer version
+//! and get `Skipped` without touching the target.
+//! [`Rotator::fresh_credentials`](crate::Rotator::fresh_credentials) packages this.
+//! A waiter that times out gets [`StateError::InFlight`](crate::StateError::InFlight)
+//! with the claim's expiry and whether the holder went silent (no renewal for two
+//! thirds of a claim length: it probably died and its claim lapses at that time).
+//!
+//! ## Check-out
+//!
+//! | member state | how it gets there | lent? |
+//! |---|---|---|
+//! | `Returning` | added to a set; `begin_return` of its lease (check-in, expiry reaper, forced) | never |
+//! | `Available` | `finish_return` after the check-in rotation committed (fenced on the member's generation) | yes, if its record is `Ok` with nothing pending |
+//! | `Lent` | `take_lease` | no (until checked in) |
+//!
+//! [`Rotator::check_in`](crate::Rotator::check_in) = `begin_return` (fenced on the
+//! lease id: a reaper holding an old, already checked-in lease gets
+//! `NotFound(Lease)` and touches nothing) → rotate → `finish_return`. A failed
+//! rotation leaves the member `Returning` with the record's backoff; retry with
+//! [`Rotator::complete_return`](crate::Rotator::complete_return).
 //!
 //! ## Crash analysis
 //!
 //! A crash at any point leaves the process's claim to lapse; the next holder (or
 //! `recover()` after the lapse) finds the state below. The unit tests drop the
 //! rotation future at every await point, before and after each store and target
-//! call, and check after `recover()` that the stored current password is the one
-//! the target accepts.
+//! call, against a target that keeps accepting the previous password for an hour
+//! and reports its own "password last set", also in a second rotation one second
+//! after a first, and check after `recover()` that the stored current password is
+//! the target's, nothing is pending and the record is `Ok`.
 //!
 //! | crash point | store | target | what `recover()` does |
 //! |---|---|---|---|
 //! | during or after claim | unchanged | old password | nothing pending: `Clean` |
-//! | after reading the record | unchanged | old | `Clean` |
 //! | during write-pending (not committed) | unchanged | old | `Clean` |
-//! | after write-pending committed | pending P | old | P fails, current verifies, `pwdLastSet` older → roll back |
+//! | after write-pending committed | pending P | old, `pwdLastSet` = baseline | roll back (no logon if the target's clock has sub-second precision) |
 //! | during apply, not applied | pending P | old | roll back |
-//! | during apply, applied (reply lost) | pending P | P | P verifies → roll forward |
-//! | during or after verify | pending P | P | roll forward |
+//! | during apply, applied (reply lost) | pending P | P, `pwdLastSet` > baseline | P verifies → roll forward |
+//! | during or after verify / last-set | pending P | P | roll forward |
 //! | during commit, not committed | pending P | P | roll forward |
 //! | after commit | current P | P | `Clean` |
 //! | during release | current P | P | `Clean`; the claim lapses |
 //! | inside `recover()` itself | as above | as above | the next `recover()` repeats the same decision (idempotent) |
 //!
-//! What the protocol cannot decide alone, it refuses to guess: if the pending
-//! password does not verify and the old one does only because of the target's grace
-//! period (the target's password changed after the pending record was written),
-//! rolling back would store a password nobody can use, so the result is
-//! `NeedsReconcile`. A target without `password_last_set` (returns `None`) gets the
-//! plain verify-based decision.
-//!
-//! The claim bounds concurrency: the rotator does not touch the target when less
-//! than [`target_margin_ms`](crate::RotatorConfig::target_margin_ms) of the claim
-//! remains, and target implementations must time out well within that margin. A
-//! holder that stalls beyond its claim is fenced out of the store; a stalled request
-//! that still reaches the target afterwards is the one residual race, bounded by
-//! those timeouts.
+//! A holder that stalls beyond its claim is fenced out of the store (every write is
+//! a CAS carrying the claim's token) and never starts a target call after its
+//! attempt's deadline; a request already sent that reaches the target later is the
+//! one residual race, bounded by the targets' timeouts (which must be shorter than
+//! the margin).
 //!
 //! # Stores
 //!
-//! - [`MemoryStore`](crate::MemoryStore): one mutex over hash maps; tests and
+//! - [`MemoryStore`](crate::MemoryStore): one mutex over ordered maps; tests and
 //!   ephemeral use.
 //! - [`SqliteStore`](crate::SqliteStore), the embedded durable default. SQLite needs
 //!   no server, is one file an operator can back up, and is safe when several
@@ -138,20 +214,40 @@
 //!   transaction), and a busy timeout makes other processes wait for it.
 //!   `synchronous=FULL` fsyncs the WAL at every commit: a call returns only when
 //!   its effect survives power loss. Durability costs one fsync per commit, so the
-//!   store batches: concurrent operations are queued and one committer (the first
-//!   caller that finds the connection free, inside `block_in_place`, or the store's
-//!   background thread) runs all queued operations in one transaction (each in a
-//!   savepoint), answering each caller after that commit (group
-//!   commit). Alternatives considered: sled /
-//!   redb (single-process only, no multi-process locking), plain files with
-//!   `flock` (reinventing transactions), LMDB (needs unsafe bindings and C).
-//! - [`PgStore`](crate::PgStore): many instances sharing one pool. Compare-and-swap
+//!   store batches writes: concurrent operations are queued and one committer (the
+//!   first caller that finds the connection free, inside `block_in_place`, or the
+//!   store's background thread) runs all queued operations in one transaction (each
+//!   in a savepoint), answering each caller after that commit (group commit). A
+//!   panic inside an operation rolls back its savepoint and fails only that caller;
+//!   a batch never starts inside a transaction left open. Reads run on read-only
+//!   connections of their own: they see the last commit and never wait for the
+//!   write lock (another process's long transaction does not delay them).
+//!   Alternatives considered: sled / redb (single-process only, no multi-process
+//!   locking), plain files with `flock` (reinventing transactions), LMDB (needs
+//!   unsafe bindings and C).
+//! - [`PgStore`](crate::PgStore): many instances sharing one database, through a
+//!   `deadpool-postgres` pool. Every write is a transaction that sets `SET LOCAL
+//!   synchronous_commit = on` and `SET LOCAL statement_timeout` (per transaction, so
+//!   a pooling proxy cannot lose them); single-statement writes pipeline `BEGIN`,
+//!   the settings, the statement and `COMMIT` in one round trip. Compare-and-swap
 //!   is `UPDATE ... WHERE version = $n`; fenced writes share-lock the claim row in
 //!   the same statement; claims are one `INSERT ... ON CONFLICT DO UPDATE ... WHERE
-//!   expired`; leases are taken with `FOR UPDATE SKIP LOCKED` so concurrent
-//!   borrowers do not queue on one row. Each connection sets `synchronous_commit =
-//!   on`. A small pool of connections lets PostgreSQL's own group commit batch
-//!   concurrent callers' WAL flushes.
+//!   expired`; leases are taken with `FOR UPDATE SKIP LOCKED` in a materialised CTE
+//!   so concurrent borrowers do not queue on one row. Identifiers are `COLLATE "C"`
+//!   (byte order, matching [`TargetId`](crate::TargetId)'s `Ord` and the cursors of
+//!   the listing methods) and limited to 512 + 512 + 1024 bytes (1536 in total), well
+//!   within a btree index entry. Concurrent commits from the pool's connections share
+//!   WAL flushes (PostgreSQL's own group commit).
+//!
+//! Both SQL stores migrate their schema with versioned migrations (`refinery`,
+//! history table `cw_schema_history`; PostgreSQL serialises concurrent first starts
+//! with an advisory lock, SQLite retries the loser). Version 1 is the schema of the
+//! first release, created with `IF NOT EXISTS`, so a store created before migrations
+//! existed upgrades in place: records with a pending rotation become `InDoubt`
+//! (deadline: created + 10 min), lent members `Lent`, free members `Available`, and
+//! sets get default settings (ttl 1 h, max 24 h, check-in enforced). Upgraded
+//! records keep their `next_due` but have no schedule until
+//! [`Rotator::set_schedule`](crate::Rotator::set_schedule) gives them one.
 //!
 //! # Security considerations
 //!
@@ -159,7 +255,7 @@
 //!   under a 256-bit key before any store call; the 24-byte nonce is random per
 //!   seal (no nonce bookkeeping, negligible collision risk). The associated data is
 //!   the length-prefixed record identity (kind, scope, account) and the field name
-//!   (`current`, `last`, `pending`), so a ciphertext copied to another record or
+//!   (`current`, `last` for every history entry, `pending`), so a ciphertext copied to another record or
 //!   swapped between fields fails to open ([`StateError::Unseal`](crate::StateError::Unseal)).
 //!   Tests read raw SQLite and PostgreSQL rows and the SQLite files and find no
 //!   plaintext.
@@ -181,11 +277,24 @@
 //!   (a contract for implementors). `Debug` of records, sealed values, keys and the
 //!   sealer shows no secret material (tested).
 //! - **Files and connections.** The SQLite file is created with mode 0600.
-//!   [`PgStore::connect`](crate::PgStore::connect) uses no TLS and is meant for
-//!   loopback or Unix sockets; over a network use
-//!   [`PgStore::connect_with_tls`](crate::PgStore::connect_with_tls). Connection
-//!   strings (which may hold the database password) never appear in errors.
-//! - **Lockout.** Recovery verifies at most two passwords (pending, then current),
-//!   so a crash costs at most one failed logon on the target's lockout counter.
+//!   [`PgStore::connect`](crate::PgStore::connect) follows the URL's `sslmode`:
+//!   `disable` is clear text (loopback or Unix sockets only); `prefer` (the default)
+//!   and `require` use TLS with certificate and host name verification against the
+//!   system roots and [`PgOptions::ca_pem`](crate::PgOptions::ca_pem) (stricter than
+//!   libpq's `require`, which does not verify); `prefer` falls back to clear text
+//!   only when the server offers no TLS, so use `require` over a network.
+//!   [`PgStore::connect_with_tls`](crate::PgStore::connect_with_tls) takes any other
+//!   connector. Connection strings (which may hold the database password) never
+//!   appear in errors.
+//! - **Lockout.** Settling a crash verifies at most one password when the target
+//!   reports "password last set" (none when it did not change and reports
+//!   sub-second times), at most two otherwise; a record that needs an operator is never verified again
+//!   automatically; every failure kind backs off; a refused stored password on a
+//!   self-change or a locked account stops automatic work at once.
 //! - **Clocks.** Claims and leases compare callers' clocks; instances sharing a store
 //!   need synchronised clocks, and claim/lease lengths should dwarf the skew.
+//!   Settling a crash compares only target times with target times (the baseline).
+//! - **Cached credentials.** [`Rotator::credentials`](crate::Rotator::credentials)
+//!   keeps opened passwords in memory per (account, version) (zeroized when
+//!   replaced or dropped); disable with
+//!   [`RotatorConfig::cache_credentials`](crate::RotatorConfig::cache_credentials).

@@ -15,18 +15,30 @@ use subtle::ConstantTimeEq;
 use crate::error::{Result, TargetError, TargetErrorKind};
 use crate::protocol::RotationTarget;
 use crate::store::StateStore;
-use crate::types::{Claim, Clock, Fence, Lease, LeaseTerms, Millis, Record, SetMember, TargetId};
+use crate::types::{
+    Claim, Clock, ConfigDoc, Fence, Lease, LeaseTerms, Millis, Record, SetConfig, SetInfo,
+    SetMember, TargetId,
+};
 
 /// Simulates a process crash at the n-th gated await point: the gated call never
 /// completes (its future stays pending), so a caller polling the outer future once
 /// (e.g. with `futures::FutureExt::now_or_never`) and dropping it models a process
 /// that died at that point. With `after` set, the gated operation takes effect
 /// first and the crash happens before its result is seen.
+///
+/// Once it crashed, every later gated call hangs too (the process is dead), until
+/// the gate is armed or disarmed again; yield to the runtime before that so that
+/// background work of the "dead" process (e.g. a claim release spawned by a
+/// dropped guard) meets the dead gate.
 #[derive(Debug, Default)]
 pub struct CrashGate {
     count: AtomicUsize,
     crash_at: Mutex<Option<(usize, bool)>>,
+    pause_at: Mutex<Option<(usize, bool)>>,
+    dead: std::sync::atomic::AtomicBool,
     hit: tokio::sync::Notify,
+    paused: tokio::sync::Notify,
+    resume: tokio::sync::Notify,
 }
 
 impl CrashGate {
@@ -39,12 +51,34 @@ impl CrashGate {
     /// (`after == false`) or after it.
     pub fn arm(&self, n: usize, after: bool) {
         self.count.store(0, Ordering::SeqCst);
+        self.dead.store(false, Ordering::SeqCst);
         *lock(&self.crash_at) = Some((n, after));
     }
 
-    /// Stop crashing.
+    /// Stop crashing; a dead gate comes back to life (a new process).
     pub fn disarm(&self) {
         *lock(&self.crash_at) = None;
+        self.dead.store(false, Ordering::SeqCst);
+    }
+
+    /// Pause (instead of crash) at gated point `n` counted from now, before or
+    /// after the operation, until [`CrashGate::resume`]: a process that stalls.
+    pub fn arm_pause(&self, n: usize, after: bool) {
+        self.count.store(0, Ordering::SeqCst);
+        self.dead.store(false, Ordering::SeqCst);
+        *lock(&self.crash_at) = None;
+        *lock(&self.pause_at) = Some((n, after));
+    }
+
+    /// Resolves once a gated call paused.
+    pub async fn paused(&self) {
+        self.paused.notified().await;
+    }
+
+    /// Lets a paused call continue.
+    pub fn resume(&self) {
+        *lock(&self.pause_at) = None;
+        self.resume.notify_one();
     }
 
     /// How many gated points were passed since the last `arm`.
@@ -71,18 +105,38 @@ impl CrashGate {
 
     /// Runs `op` through the gate.
     pub async fn gate<T>(&self, op: impl Future<Output = T>) -> T {
+        if self.dead.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         let n = self.count.fetch_add(1, Ordering::SeqCst);
         let plan = *lock(&self.crash_at);
+        let pause = *lock(&self.pause_at);
         if plan == Some((n, false)) {
-            self.hit.notify_one();
-            std::future::pending::<()>().await;
+            self.die().await;
+        }
+        if pause == Some((n, false)) {
+            self.stall().await;
         }
         let out = op.await;
         if plan == Some((n, true)) {
-            self.hit.notify_one();
-            std::future::pending::<()>().await;
+            self.die().await;
+        }
+        if pause == Some((n, true)) {
+            self.stall().await;
         }
         out
+    }
+
+    async fn die(&self) {
+        self.dead.store(true, Ordering::SeqCst);
+        self.hit.notify_one();
+        std::future::pending::<()>().await;
+    }
+
+    async fn stall(&self) {
+        let resumed = self.resume.notified();
+        self.paused.notify_one();
+        resumed.await;
     }
 }
 
@@ -132,8 +186,25 @@ impl StateStore for CrashStore {
             .gate(self.inner.delete_record(id, expected_version))
             .await
     }
-    async fn list_due(&self, now: Millis, limit: usize) -> Result<Vec<TargetId>> {
-        self.gate.gate(self.inner.list_due(now, limit)).await
+    async fn list_due(
+        &self,
+        now: Millis,
+        after: Option<&TargetId>,
+        limit: usize,
+    ) -> Result<Vec<TargetId>> {
+        self.gate.gate(self.inner.list_due(now, after, limit)).await
+    }
+    async fn list_records(&self, after: Option<&TargetId>, limit: usize) -> Result<Vec<Record>> {
+        self.gate.gate(self.inner.list_records(after, limit)).await
+    }
+    async fn list_needing_operator(
+        &self,
+        after: Option<&TargetId>,
+        limit: usize,
+    ) -> Result<Vec<Record>> {
+        self.gate
+            .gate(self.inner.list_needing_operator(after, limit))
+            .await
     }
     async fn claim(&self, id: &TargetId, holder: &str, now: Millis, ttl_ms: i64) -> Result<Claim> {
         self.gate
@@ -147,6 +218,25 @@ impl StateStore for CrashStore {
     }
     async fn release_claim(&self, claim: &Claim) -> Result<()> {
         self.gate.gate(self.inner.release_claim(claim)).await
+    }
+    async fn get_claim(&self, id: &TargetId) -> Result<Option<Claim>> {
+        self.gate.gate(self.inner.get_claim(id)).await
+    }
+    async fn put_set(&self, name: &str, config: &SetConfig, expected_version: u64) -> Result<u64> {
+        self.gate
+            .gate(self.inner.put_set(name, config, expected_version))
+            .await
+    }
+    async fn get_set(&self, name: &str) -> Result<SetInfo> {
+        self.gate.gate(self.inner.get_set(name)).await
+    }
+    async fn list_sets(&self, after: Option<&str>, limit: usize) -> Result<Vec<SetInfo>> {
+        self.gate.gate(self.inner.list_sets(after, limit)).await
+    }
+    async fn delete_set(&self, name: &str, expected_version: u64) -> Result<()> {
+        self.gate
+            .gate(self.inner.delete_set(name, expected_version))
+            .await
     }
     async fn add_to_set(&self, set: &str, accounts: &[TargetId]) -> Result<()> {
         self.gate.gate(self.inner.add_to_set(set, accounts)).await
@@ -170,6 +260,9 @@ impl StateStore for CrashStore {
             .gate(self.inner.take_lease(set, borrower, now, terms))
             .await
     }
+    async fn get_lease(&self, lease_id: &str) -> Result<Lease> {
+        self.gate.gate(self.inner.get_lease(lease_id)).await
+    }
     async fn renew_lease(
         &self,
         lease_id: &str,
@@ -181,14 +274,52 @@ impl StateStore for CrashStore {
             .gate(self.inner.renew_lease(lease_id, borrower, now, ttl_ms))
             .await
     }
-    async fn release_lease(&self, lease_id: &str, borrower: Option<&str>) -> Result<Lease> {
+    async fn begin_return(
+        &self,
+        lease_id: &str,
+        borrower: Option<&str>,
+    ) -> Result<(SetMember, Lease)> {
         self.gate
-            .gate(self.inner.release_lease(lease_id, borrower))
+            .gate(self.inner.begin_return(lease_id, borrower))
+            .await
+    }
+    async fn finish_return(&self, account: &TargetId, generation: u64) -> Result<SetMember> {
+        self.gate
+            .gate(self.inner.finish_return(account, generation))
             .await
     }
     async fn list_expired_leases(&self, now: Millis, limit: usize) -> Result<Vec<Lease>> {
         self.gate
             .gate(self.inner.list_expired_leases(now, limit))
+            .await
+    }
+    async fn put_config(
+        &self,
+        kind: &str,
+        name: &str,
+        body: &[u8],
+        expected_version: u64,
+    ) -> Result<u64> {
+        self.gate
+            .gate(self.inner.put_config(kind, name, body, expected_version))
+            .await
+    }
+    async fn get_config(&self, kind: &str, name: &str) -> Result<ConfigDoc> {
+        self.gate.gate(self.inner.get_config(kind, name)).await
+    }
+    async fn list_configs(
+        &self,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ConfigDoc>> {
+        self.gate
+            .gate(self.inner.list_configs(kind, after, limit))
+            .await
+    }
+    async fn delete_config(&self, kind: &str, name: &str, expected_version: u64) -> Result<()> {
+        self.gate
+            .gate(self.inner.delete_config(kind, name, expected_version))
             .await
     }
 }
@@ -226,6 +357,14 @@ struct FakeState {
     failures: VecDeque<(FakeOp, FakeFailure)>,
 }
 
+/// How long a [`FakeTarget`] keeps accepting the previous password.
+#[derive(Clone, Copy, Debug)]
+enum Grace {
+    None,
+    Forever,
+    For(i64),
+}
+
 /// An in-memory account on a pretend directory. Knows one password (plus the
 /// previous one during a simulated grace period, if enabled), can reject passwords
 /// by a policy predicate, fails on script, and can crash at every call through a
@@ -235,9 +374,13 @@ pub struct FakeTarget {
     state: Mutex<FakeState>,
     gate: Option<Arc<CrashGate>>,
     clock: Option<Arc<dyn Clock>>,
-    accept_previous: bool,
+    clock_offset: i64,
+    whole_seconds: bool,
+    grace: Grace,
     min_len: usize,
     writes: AtomicUsize,
+    verifies: AtomicUsize,
+    failed_verifies: AtomicUsize,
 }
 
 impl fmt::Debug for FakeTarget {
@@ -261,9 +404,13 @@ impl FakeTarget {
             }),
             gate: None,
             clock: None,
-            accept_previous: false,
+            clock_offset: 0,
+            whole_seconds: false,
+            grace: Grace::None,
             min_len: 0,
             writes: AtomicUsize::new(0),
+            verifies: AtomicUsize::new(0),
+            failed_verifies: AtomicUsize::new(0),
         }
     }
 
@@ -273,17 +420,49 @@ impl FakeTarget {
         self
     }
 
-    /// Reports "password last set" times from `clock` (otherwise `None`).
+    /// Reports "password last set" times from `clock` (otherwise `None`); the
+    /// initial password counts as set a day before the clock's current time.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        lock(&self.state).last_set = Some(clock.now() - 86_400_000 + self.clock_offset);
         self.clock = Some(clock);
         self
     }
 
-    /// Keeps accepting the previous password after a change, like AD's
-    /// OldPasswordAllowedPeriod.
-    pub fn accepting_previous(mut self) -> Self {
-        self.accept_previous = true;
+    /// The target's clock runs `ms` ahead of the given clock (negative: behind).
+    pub fn with_clock_offset(mut self, ms: i64) -> Self {
+        let delta = ms - self.clock_offset;
+        self.clock_offset = ms;
+        if let Some(t) = lock(&self.state).last_set.as_mut() {
+            *t += delta;
+        }
         self
+    }
+
+    /// Reports "password last set" in whole seconds (like a `tdbsam` SAM).
+    pub fn with_whole_seconds(mut self) -> Self {
+        self.whole_seconds = true;
+        if let Some(t) = lock(&self.state).last_set.as_mut() {
+            *t -= t.rem_euclid(1000);
+        }
+        self
+    }
+
+    /// Keeps accepting the previous password after a change, forever.
+    pub fn accepting_previous(mut self) -> Self {
+        self.grace = Grace::Forever;
+        self
+    }
+
+    /// Keeps accepting the previous password for `ms` after a change, like AD's
+    /// and Samba's OldPasswordAllowedPeriod (needs [`FakeTarget::with_clock`]).
+    pub fn accepting_previous_for(mut self, ms: i64) -> Self {
+        self.grace = Grace::For(ms);
+        self
+    }
+
+    /// The target's current time (its own clock), if it has one.
+    pub fn now(&self) -> Option<Millis> {
+        self.clock.as_ref().map(|c| c.now() + self.clock_offset)
     }
 
     /// Rejects new passwords shorter than `n` characters (a policy refusal).
@@ -307,6 +486,22 @@ impl FakeTarget {
         self.writes.load(Ordering::SeqCst)
     }
 
+    /// Number of `verify` calls (logon attempts).
+    pub fn verifies(&self) -> usize {
+        self.verifies.load(Ordering::SeqCst)
+    }
+
+    /// Number of `verify` calls that answered `false` (failed logons, which
+    /// count towards a lockout).
+    pub fn failed_verifies(&self) -> usize {
+        self.failed_verifies.load(Ordering::SeqCst)
+    }
+
+    /// The target's "password last set".
+    pub fn last_set(&self) -> Option<Millis> {
+        lock(&self.state).last_set
+    }
+
     /// Sets the password out of band (as another admin would).
     pub fn set_out_of_band(&self, pw: &str) {
         let mut s = lock(&self.state);
@@ -322,7 +517,13 @@ impl FakeTarget {
     fn apply(&self, s: &mut FakeState, new: &SecretString) {
         let old = std::mem::replace(&mut s.password, new.clone());
         s.previous = Some(old);
-        s.last_set = self.clock.as_ref().map(|c| c.now());
+        s.last_set = self.now().map(|t| {
+            if self.whole_seconds {
+                t - t.rem_euclid(1000)
+            } else {
+                t
+            }
+        });
         self.writes.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -427,9 +628,22 @@ impl RotationTarget for FakeTarget {
                 Some(FakeFailure::SayNo) => return Ok(false),
                 None => {}
             }
+            self.verifies.fetch_add(1, Ordering::SeqCst);
             let s = lock(&self.state);
-            Ok(eq(&s.password, password)
-                || (self.accept_previous && s.previous.as_ref().is_some_and(|p| eq(p, password))))
+            let in_grace = match self.grace {
+                Grace::None => false,
+                Grace::Forever => true,
+                Grace::For(ms) => match (self.now(), s.last_set) {
+                    (Some(now), Some(set)) => now < set + ms,
+                    _ => false,
+                },
+            };
+            let ok = eq(&s.password, password)
+                || (in_grace && s.previous.as_ref().is_some_and(|p| eq(p, password)));
+            if !ok {
+                self.failed_verifies.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(ok)
         })
         .await
     }

@@ -1,5 +1,7 @@
-//! Unit tests: sealing, the protocol (crash at every await point), the memory store.
+//! Unit tests: sealing, the protocol (crash at every await point), the stores,
+//! and real processes (cross-process races, SIGKILL, lazy readers).
 
+mod kill;
 mod postgres;
 mod protocol;
 mod seal;
