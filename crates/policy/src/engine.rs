@@ -9,6 +9,7 @@ use rand::RngCore;
 use zeroize::Zeroize;
 
 use crate::bigint;
+use crate::error::ComplexityLimit;
 
 /// Budget for the counting table, in 64-bit words (32 MiB).
 pub(crate) const MAX_TABLE_WORDS: u128 = 1 << 22;
@@ -48,7 +49,11 @@ pub(crate) struct EngineSpec<'a> {
 /// Reasons the engine could not be built (mapped to `PolicyError` by the caller).
 #[derive(Debug)]
 pub(crate) enum EngineError {
-    TooComplex { needed: u128, max: u128 },
+    TooComplex {
+        limit: ComplexityLimit,
+        needed: u128,
+        max: u128,
+    },
 }
 
 /// Which sampler a policy uses.
@@ -322,6 +327,7 @@ impl Engine {
             n_cs = n_cs.saturating_mul(c.min.min(length) as u128 + 1);
             if n_cs > MAX_TABLE_WORDS {
                 return Err(EngineError::TooComplex {
+                    limit: ComplexityLimit::TableWords,
                     needed: n_cs,
                     max: MAX_TABLE_WORDS,
                 });
@@ -342,6 +348,7 @@ impl Engine {
         let layer_words = 2 * n_states_wide * width as u128;
         if layer_words > MAX_TABLE_WORDS || trans_words > MAX_TABLE_WORDS {
             return Err(EngineError::TooComplex {
+                limit: ComplexityLimit::TableWords,
                 needed: layer_words.max(trans_words),
                 max: MAX_TABLE_WORDS,
             });
@@ -351,6 +358,7 @@ impl Engine {
         let keep_table = words <= MAX_TABLE_WORDS;
         if work > MAX_TABLE_WORK {
             return Err(EngineError::TooComplex {
+                limit: ComplexityLimit::FillOperations,
                 needed: work,
                 max: MAX_TABLE_WORK,
             });
@@ -476,6 +484,7 @@ impl Engine {
         if !keep_table && !bigint::is_zero(total) && acceptance < REJECTION_THRESHOLD {
             // The exact sampler needs the whole table, which is over budget.
             return Err(EngineError::TooComplex {
+                limit: ComplexityLimit::TableWords,
                 needed: words,
                 max: MAX_TABLE_WORDS,
             });
