@@ -147,13 +147,12 @@ pub enum PolicyError {
         max: usize,
     },
     /// An Infisical requirements object violates Infisical's own limits.
-    #[error("invalid Infisical requirements: {reason}")]
+    #[error("invalid Infisical requirements: {kind}")]
     Infisical {
         /// What is wrong.
-        reason: String,
+        kind: InfisicalErrorKind,
     },
 }
-
 /// Which construction budget a [`PolicyError::TooComplex`] policy exceeds (see the
 /// crate documentation, "Limits").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,4 +313,30 @@ pub enum ParseErrorKind {
     /// A charset rule without `charset`.
     #[error("charset rule without `charset`")]
     MissingCharset,
+}
+
+/// Which of Infisical's own checks a requirements object fails, in
+/// [`PolicyError::Infisical`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InfisicalErrorKind {
+    /// The length is outside `1..=250`.
+    #[error("length {length} is outside 1..={max}")]
+    LengthOutOfRange {
+        /// The requested length.
+        length: usize,
+        /// Infisical's maximum.
+        max: usize,
+    },
+    /// Every required count is zero.
+    #[error("at least one required count must be above zero")]
+    NothingRequired,
+    /// The required counts add up to more than the length.
+    #[error("required counts sum to {required}, more than the length {length}")]
+    RequiredExceedsLength {
+        /// Sum of the required counts.
+        required: usize,
+        /// The length.
+        length: usize,
+    },
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::PolicyError;
+use crate::error::{InfisicalErrorKind, PolicyError};
 use crate::policy::{Policy, Rule};
 use crate::{DIGITS, LOWERCASE, UPPERCASE};
 
@@ -125,10 +125,10 @@ impl Policy {
         let r = &req.required;
         if req.length == 0 || req.length > INFISICAL_MAX_LENGTH {
             return Err(PolicyError::Infisical {
-                reason: format!(
-                    "length {} is outside 1..={INFISICAL_MAX_LENGTH}",
-                    req.length
-                ),
+                kind: InfisicalErrorKind::LengthOutOfRange {
+                    length: req.length,
+                    max: INFISICAL_MAX_LENGTH,
+                },
             });
         }
         let total = [r.lowercase, r.uppercase, r.digits, r.symbols]
@@ -136,15 +136,15 @@ impl Policy {
             .fold(0usize, |a, &b| a.saturating_add(b));
         if total == 0 {
             return Err(PolicyError::Infisical {
-                reason: "at least one required count must be above zero".into(),
+                kind: InfisicalErrorKind::NothingRequired,
             });
         }
         if total > req.length {
             return Err(PolicyError::Infisical {
-                reason: format!(
-                    "required counts sum to {total}, more than the length {}",
-                    req.length
-                ),
+                kind: InfisicalErrorKind::RequiredExceedsLength {
+                    required: total,
+                    length: req.length,
+                },
             });
         }
         let symbols = if req.allowed_symbols.is_empty() {

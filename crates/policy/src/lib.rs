@@ -168,7 +168,9 @@ mod policy;
 mod vault;
 
 pub use ad::{AD_DISPLAY_NAME_DELIMITERS, AD_MAX_NAME_LEN, AD_SYMBOLS, AdComplexity};
-pub use error::{ComplexityLimit, InvalidRuleKind, ParseErrorKind, PolicyError};
+pub use error::{
+    ComplexityLimit, InfisicalErrorKind, InvalidRuleKind, ParseErrorKind, PolicyError,
+};
 pub use infisical::{
     INFISICAL_DEFAULT_SYMBOLS, INFISICAL_MAX_LENGTH, INFISICAL_WINDOWS_FORBIDDEN_SYMBOLS,
     InfisicalRequired, InfisicalRequirements,
