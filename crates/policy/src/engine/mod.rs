@@ -93,8 +93,9 @@ pub(crate) struct Engine {
     /// Valid completions of `l` characters from each state (every layer only when
     /// it fits the budget; the exact sampler needs them all).
     table: CountTable,
-    /// Alphabet index -> atom index (the 16-bit path's codes are alphabet indices).
-    char_atom16: Vec<u16>,
+    /// Alphabet index -> atom index (the 16-bit path's codes are alphabet indices;
+    /// 256 entries, zero past the alphabet).
+    char_atom16: [u16; 256],
     /// Byte -> alphabet index for bytes below `byte_limit` (a multiple of the alphabet size).
     byte_index: [u8; 256],
     /// Byte -> atom of `byte_index[b]`.
@@ -306,7 +307,10 @@ impl Engine {
         }
         let trans_pm: Vec<u32> = trans.iter().map(|&t| t * n_atoms as u32).collect();
         // At most 256 characters, so at most 256 atoms.
-        let char_atom16: Vec<u16> = char_atom.iter().map(|&a| a as u16).collect();
+        let mut char_atom16 = [0u16; 256];
+        for (slot, &a) in char_atom16.iter_mut().zip(&char_atom) {
+            *slot = a as u16;
+        }
         let packed = (spec.forbidden.is_empty() && spec.counters.len() <= 8 && length <= 255)
             .then(|| Packed::new(spec));
 
@@ -436,12 +440,12 @@ impl Engine {
             }
             (None, true) => {
                 let mut src = ByteSource::new(self.byte_limit);
-                let check = automaton(&self.byte_atom[..]);
+                let check = automaton(&self.byte_atom);
                 sample::rejection(rng, &mut src, &check, &self.byte_index, idx);
             }
             (None, false) => {
                 let mut src = U16Source::new(n as u32);
-                let check = automaton(&self.char_atom16[..]);
+                let check = automaton(&self.char_atom16);
                 sample::rejection(rng, &mut src, &check, &IDENTITY, idx);
             }
         }

@@ -5,12 +5,11 @@
 use rand::RngCore;
 use zeroize::Zeroize;
 
-/// A source of uniform codes. A code indexes the sampler's per-code tables: a raw
-/// byte for [`ByteSource`] (tables of 256 entries), an alphabet index for
-/// [`U16Source`] (tables of alphabet size).
+/// A source of uniform codes. A code indexes the sampler's 256-entry tables: a
+/// raw byte for [`ByteSource`], an alphabet index (below 256) for [`U16Source`].
 pub(super) trait CodeSource {
     /// The next uniform code.
-    fn next<R: RngCore + ?Sized>(&mut self, rng: &mut R) -> usize;
+    fn next<R: RngCore + ?Sized>(&mut self, rng: &mut R) -> u8;
 }
 
 /// Bytes below `limit` (a multiple of the alphabet size), by rejection.
@@ -32,7 +31,7 @@ impl ByteSource {
 
 impl CodeSource for ByteSource {
     #[inline(always)]
-    fn next<R: RngCore + ?Sized>(&mut self, rng: &mut R) -> usize {
+    fn next<R: RngCore + ?Sized>(&mut self, rng: &mut R) -> u8 {
         loop {
             if self.left == 0 {
                 self.word = rng.next_u64();
@@ -42,7 +41,7 @@ impl CodeSource for ByteSource {
             self.word >>= 8;
             self.left -= 1;
             if u16::from(b) < self.limit {
-                return usize::from(b);
+                return b;
             }
         }
     }
@@ -76,7 +75,7 @@ impl U16Source {
 
 impl CodeSource for U16Source {
     #[inline(always)]
-    fn next<R: RngCore + ?Sized>(&mut self, rng: &mut R) -> usize {
+    fn next<R: RngCore + ?Sized>(&mut self, rng: &mut R) -> u8 {
         loop {
             if self.left == 0 {
                 self.word = rng.next_u64();
@@ -87,7 +86,8 @@ impl CodeSource for U16Source {
             self.left -= 1;
             let m = x * self.n;
             if (m & 0xffff) >= self.threshold {
-                return (m >> 16) as usize;
+                // `m >> 16 < n <= 256`.
+                return (m >> 16) as u8;
             }
         }
     }

@@ -13,7 +13,7 @@ use crate::bigint;
 pub(super) trait Checker {
     type State: Copy;
     fn start(&self) -> Self::State;
-    fn step(&self, state: Self::State, code: usize) -> Self::State;
+    fn step(&self, state: Self::State, code: u8) -> Self::State;
     fn accepts(&self, state: Self::State) -> bool;
 }
 
@@ -22,8 +22,8 @@ pub(super) trait Checker {
 /// mask of counters that reached their minimum. Usable without forbidden
 /// substrings, with at most 8 counters and length at most 255.
 pub(super) struct Packed {
-    /// Alphabet index -> lane increments.
-    pub(super) char_inc: Vec<u64>,
+    /// Alphabet index -> lane increments (256 entries, zero past the alphabet).
+    pub(super) char_inc: [u64; 256],
     /// Byte -> lane increments of the byte's alphabet index.
     pub(super) byte_inc: [u64; 256],
     pub(super) mins: Vec<u8>,
@@ -36,17 +36,14 @@ impl Packed {
     /// counters, length at most 255, no forbidden substrings).
     pub(super) fn new(spec: &super::EngineSpec<'_>) -> Packed {
         let k = spec.counters.len();
-        let char_inc: Vec<u64> = spec
-            .char_counters
-            .iter()
-            .map(|&mask| {
-                (0..k)
-                    .filter(|j| mask & (1u64 << j) != 0)
-                    .map(|j| 1u64 << (8 * j))
-                    .sum()
-            })
-            .collect();
-        let n = char_inc.len();
+        let mut char_inc = [0u64; 256];
+        for (slot, &mask) in char_inc.iter_mut().zip(spec.char_counters) {
+            *slot = (0..k)
+                .filter(|j| mask & (1u64 << j) != 0)
+                .map(|j| 1u64 << (8 * j))
+                .sum();
+        }
+        let n = spec.char_counters.len();
         let mut byte_inc = [0u64; 256];
         for (b, slot) in byte_inc.iter_mut().enumerate() {
             *slot = char_inc[b % n];
@@ -69,7 +66,7 @@ impl Packed {
 
 /// [`Packed`] counting, with the increments indexed by code.
 pub(super) struct PackedCheck<'a> {
-    pub(super) inc: &'a [u64],
+    pub(super) inc: &'a [u64; 256],
     pub(super) packed: &'a Packed,
 }
 
@@ -82,8 +79,8 @@ impl Checker for PackedCheck<'_> {
     }
 
     #[inline(always)]
-    fn step(&self, acc: u64, code: usize) -> u64 {
-        acc + self.inc[code]
+    fn step(&self, acc: u64, code: u8) -> u64 {
+        acc + self.inc[usize::from(code)]
     }
 
     #[inline]
@@ -101,7 +98,7 @@ impl Checker for PackedCheck<'_> {
 /// The automaton run, with atoms indexed by code and transitions pre-multiplied
 /// by the number of atoms (`trans_pm[s * n_atoms + a] = next * n_atoms`).
 pub(super) struct AutomatonCheck<'a> {
-    pub(super) atom_of: &'a [u16],
+    pub(super) atom_of: &'a [u16; 256],
     pub(super) trans_pm: &'a [u32],
     pub(super) accept: &'a [bool],
     pub(super) init: usize,
@@ -117,8 +114,8 @@ impl Checker for AutomatonCheck<'_> {
     }
 
     #[inline(always)]
-    fn step(&self, s: usize, code: usize) -> usize {
-        self.trans_pm[s + usize::from(self.atom_of[code])] as usize
+    fn step(&self, s: usize, code: u8) -> usize {
+        self.trans_pm[s + usize::from(self.atom_of[usize::from(code)])] as usize
     }
 
     #[inline]
@@ -134,7 +131,7 @@ pub(super) fn rejection<R, S, C>(
     rng: &mut R,
     src: &mut S,
     check: &C,
-    index_of: &[u8],
+    index_of: &[u8; 256],
     idx: &mut [u8],
 ) where
     R: RngCore + ?Sized,
@@ -146,7 +143,7 @@ pub(super) fn rejection<R, S, C>(
         for slot in idx.iter_mut() {
             let code = src.next(rng);
             state = check.step(state, code);
-            *slot = index_of[code];
+            *slot = index_of[usize::from(code)];
         }
         if check.accepts(state) {
             return;
