@@ -427,26 +427,26 @@ impl Engine {
                     inc: &packed.byte_inc,
                     packed,
                 };
-                let mut src = ByteSource::new(self.byte_limit);
-                sample::rejection(rng, &mut src, &check, &self.byte_index, idx);
+                let src = ByteSource::new(self.byte_limit);
+                sample::rejection(rng, src, &check, &self.byte_index, idx);
             }
             (Some(packed), false) => {
                 let check = PackedCheck {
                     inc: &packed.char_inc,
                     packed,
                 };
-                let mut src = U16Source::new(n as u32);
-                sample::rejection(rng, &mut src, &check, &IDENTITY, idx);
+                let src = U16Source::new(n as u32);
+                sample::rejection(rng, src, &check, &IDENTITY, idx);
             }
             (None, true) => {
-                let mut src = ByteSource::new(self.byte_limit);
                 let check = automaton(&self.byte_atom);
-                sample::rejection(rng, &mut src, &check, &self.byte_index, idx);
+                let src = ByteSource::new(self.byte_limit);
+                sample::rejection(rng, src, &check, &self.byte_index, idx);
             }
             (None, false) => {
-                let mut src = U16Source::new(n as u32);
                 let check = automaton(&self.char_atom16);
-                sample::rejection(rng, &mut src, &check, &IDENTITY, idx);
+                let src = U16Source::new(n as u32);
+                sample::rejection(rng, src, &check, &IDENTITY, idx);
             }
         }
         for &i in idx.iter() {

@@ -126,10 +126,10 @@ impl Checker for AutomatonCheck<'_> {
 
 /// Rejection sampling: fills `idx` with alphabet indices (`index_of[code]`) of
 /// independent uniform characters until the whole candidate is accepted.
-#[inline]
+#[inline(always)]
 pub(super) fn rejection<R, S, C>(
     rng: &mut R,
-    src: &mut S,
+    mut src: S,
     check: &C,
     index_of: &[u8; 256],
     idx: &mut [u8],
