@@ -66,7 +66,15 @@ const fn anywhere_table(rules: Rules) -> [bool; 256] {
 }
 
 static ANYWHERE_RFC: [bool; 256] = anywhere_table(Rules::Rfc4514);
-static ANYWHERE_AD: [bool; 256] = anywhere_table(Rules::Ad);
+/// The AD table also marks the lead bytes of the characters [`ad_hidden_len`]
+/// finds (0xC2, 0xD8, 0xE2), so one pass over the value decides.
+static ANYWHERE_AD: [bool; 256] = {
+    let mut t = anywhere_table(Rules::Ad);
+    t[0xC2] = true;
+    t[0xD8] = true;
+    t[0xE2] = true;
+    t
+};
 
 /// Under the AD rules, the length of the UTF-8 sequence at `b[i..]` when it is a
 /// character that can disguise how a DN reads: a C1 control (U+0080..U+009F) or a
@@ -99,11 +107,9 @@ fn needs_escaping(s: &str, rules: Rules) -> bool {
     first == b' '
         || first == b'#'
         || last == b' '
-        || b.iter().any(|&c| table[usize::from(c)])
-        || (rules == Rules::Ad
-            && b.iter()
-                .enumerate()
-                .any(|(i, &c)| matches!(c, 0xC2 | 0xD8 | 0xE2) && ad_hidden_len(b, i) > 0))
+        || b.iter()
+            .enumerate()
+            .any(|(i, &c)| table[usize::from(c)] && (c < 0x80 || ad_hidden_len(b, i) > 0))
 }
 
 /// Writes `s` escaped under `rules`. Runs of characters that need no escaping are
