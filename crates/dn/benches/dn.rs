@@ -11,6 +11,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 const CLEAN: &str = "svc-app1 Service Account";
 const DIRTY: &str = "Smith, John #2 <ops>";
+/// Clean but not ASCII: every byte of every character is looked at by the AD check
+/// for C1 controls and bidirectional formatting characters.
+const CLEAN_UNICODE: &str = "Müller-Lüdenscheidt Dienstkonto für Überweisungen";
 const DN: &str = r"CN=Smith\, John \#2,OU=Service Accounts,OU=Tier 1,DC=corp,DC=example,DC=com";
 
 fn escaping(c: &mut Criterion) {
@@ -19,6 +22,12 @@ fn escaping(c: &mut Criterion) {
     });
     c.bench_function("escape_value/dirty", |b| {
         b.iter(|| escape_value(black_box(DIRTY)))
+    });
+    c.bench_function("escape_value_ad/clean (borrows)", |b| {
+        b.iter(|| escape_value_ad(black_box(CLEAN)))
+    });
+    c.bench_function("escape_value_ad/clean non-ASCII (borrows)", |b| {
+        b.iter(|| escape_value_ad(black_box(CLEAN_UNICODE)))
     });
     c.bench_function("escape_value_ad/dirty", |b| {
         b.iter(|| escape_value_ad(black_box(DIRTY)))

@@ -1,5 +1,5 @@
 //! Distinguished names: parsing (RFC 4514 with RFC 2253 compatibility), display,
-//! and comparison the way Active Directory compares them.
+//! and a conservative local comparison.
 
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -176,8 +176,14 @@ impl Rdn {
 
     /// Adds another attribute-value pair, making a multi-valued RDN. (Active
     /// Directory itself does not use multi-valued RDNs.)
+    ///
+    /// The type must differ from the types already in the RDN (compared as
+    /// [`Ava::is_type`] does), else [`DnError::DuplicateAttributeType`].
     pub fn with(mut self, attr: &str, value: &str) -> Result<Self, DnError> {
         attr::validate_type(attr).map_err(|pos| DnError::InvalidAttribute { pos })?;
+        if self.avas.iter().any(|a| a.is_type(attr)) {
+            return Err(DnError::DuplicateAttributeType { pos: 0 });
+        }
         if self.avas.len() >= MAX_AVAS_PER_RDN {
             return Err(DnError::TooManyAvas {
                 pos: 0,
@@ -286,10 +292,13 @@ impl fmt::Display for Rdn {
 /// A parsed distinguished name.
 ///
 /// RDNs are kept in string order: the first is the entry's own RDN, the last is
-/// nearest the root. Equality and hashing follow Active Directory: attribute types
-/// ASCII-case-insensitively (with `CN`/`commonName`/`2.5.4.3` etc. interchangeable),
-/// text values case-insensitively (Unicode lowercase), multi-valued RDNs in any
-/// order. `Display` writes a normalized form in which values are escaped with
+/// nearest the root. Equality and hashing are local and conservative, not Active
+/// Directory's matching: attribute types ASCII-case-insensitively (with
+/// `CN`/`commonName`/`2.5.4.3` etc. interchangeable), text values
+/// case-insensitively (Unicode lowercase, nothing else), multi-valued RDNs in any
+/// order. AD matches more names than this (`Müller` and `Muller`, see KB938447), so
+/// whether two DNs name the same object is the server's answer (compare
+/// `objectGUID`s), not this type's; see the crate documentation. `Display` writes a normalized form in which values are escaped with
 /// [`escape_value_ad`](crate::escape_value_ad)'s rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Dn {
@@ -555,7 +564,13 @@ impl Parser<'_> {
                     max: MAX_AVAS_PER_RDN,
                 });
             }
-            avas.push(self.ava()?);
+            let at = self.pos;
+            let ava = self.ava()?;
+            if avas.iter().any(|a: &Ava| attr::type_eq(&a.attr, &ava.attr)) {
+                let pos = at + self.s[at..].len() - self.s[at..].trim_start_matches(' ').len();
+                return Err(DnError::DuplicateAttributeType { pos });
+            }
+            avas.push(ava);
             if self.peek() == Some(b'+') {
                 self.pos += 1;
             } else {
@@ -649,6 +664,7 @@ impl Parser<'_> {
                 buf.push_hex(hex_val(h) << 4 | hex_val(l), at);
                 self.pos += 3;
             }
+            (Some(b'/'), _) => return Err(DnError::syntax(at, SyntaxError::AdsiSlashEscape)),
             (Some(c), _) if is_escapable(c) => {
                 // `c` is ASCII, so this slice is on char boundaries.
                 buf.push_str(&self.s[at + 1..at + 2], true)?;
@@ -780,6 +796,56 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_types_in_one_rdn_are_rejected() {
+        for (input, pos) in [
+            ("cn=x+cn=x", 5),
+            ("cn=x+CN=y,dc=a", 5),
+            ("cn=x+ou=z+commonName=y", 10),
+            ("cn=x + 2.5.4.3=y", 7),
+            ("2.5.4.3=x+OID.2.5.4.3=y", 10),
+            ("dc=a,uid=x+userid=y", 11),
+            ("1.2.3=#00+1.2.3=#01", 10),
+        ] {
+            assert_eq!(
+                Dn::parse(input),
+                Err(DnError::DuplicateAttributeType { pos }),
+                "{input:?}"
+            );
+        }
+        // Different types, and the same type in different RDNs, are fine.
+        assert!(Dn::parse("cn=x+uid=x,cn=x").is_ok());
+        assert_eq!(
+            Rdn::new("cn", "a")
+                .and_then(|r| r.with("CommonName", "b"))
+                .err(),
+            Some(DnError::DuplicateAttributeType { pos: 0 })
+        );
+        assert!(Rdn::new("cn", "a").and_then(|r| r.with("uid", "a")).is_ok());
+    }
+
+    #[test]
+    fn adsi_slash_escape_is_rejected_with_its_reason() {
+        let err = Dn::parse(r"CN=a\/b,DC=x").unwrap_err();
+        assert_eq!(
+            err,
+            DnError::Syntax {
+                pos: 4,
+                reason: SyntaxError::AdsiSlashEscape
+            }
+        );
+        assert!(err.to_string().contains("ADSI"), "{err}");
+        // The LDAP forms of the same value.
+        for ok in ["CN=a/b,DC=x", r"CN=a\2Fb,DC=x"] {
+            let dn = Dn::parse(ok).unwrap();
+            let v = dn
+                .rdn()
+                .and_then(|r| r.value_of("cn"))
+                .and_then(|v| v.as_text());
+            assert_eq!(v, Some("a/b"));
+        }
+    }
+
+    #[test]
     fn limits() {
         let long = "a".repeat(MAX_DN_LEN + 1);
         assert!(matches!(
@@ -793,7 +859,10 @@ mod tests {
         );
         let ok = vec!["dc=a"; MAX_RDNS].join(",");
         assert_eq!(Dn::parse(&ok).map(|d| d.len()), Ok(MAX_RDNS));
-        let wide = vec!["cn=a"; MAX_AVAS_PER_RDN + 1].join("+");
+        let wide = (0..=MAX_AVAS_PER_RDN)
+            .map(|i| format!("x{i}=a"))
+            .collect::<Vec<_>>()
+            .join("+");
         assert_eq!(
             Dn::parse(&wide),
             Err(DnError::TooManyAvas {
@@ -808,7 +877,7 @@ mod tests {
         let a = Dn::parse("cn=x+uid=y+ou=z,dc=a").unwrap();
         let b = Dn::parse("OU=Z+CN=X+UID=Y,DC=A").unwrap();
         let c = Dn::parse("cn=x+uid=y+ou=y,dc=a").unwrap();
-        let d = Dn::parse("cn=x+cn=x+ou=z,dc=a").unwrap();
+        let d = Dn::parse("cn=x+uid=x+ou=z,dc=a").unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);
@@ -838,6 +907,21 @@ mod tests {
             Dn::parse("CN=äöü ΩΜΈΓΑ").unwrap()
         );
         assert_ne!(Dn::parse("cn=a").unwrap(), Dn::parse("cn=á").unwrap());
+    }
+
+    /// AD names `Müller` and `Muller` (and `Meißner` and `Meissner`) one object
+    /// (Microsoft KB938447); this crate's local comparison does not claim that, so
+    /// it can never wrongly merge two names AD keeps apart on these grounds.
+    #[test]
+    fn no_claim_of_ad_collation_equality() {
+        let pairs = [
+            ("CN=Müller,DC=x", "CN=Muller,DC=x"),
+            ("CN=Meißner,DC=x", "CN=Meissner,DC=x"),
+            ("CN=Ｍuller,DC=x", "CN=Muller,DC=x"),
+        ];
+        for (a, b) in pairs {
+            assert_ne!(Dn::parse(a).unwrap(), Dn::parse(b).unwrap(), "{a} vs {b}");
+        }
     }
 
     #[test]

@@ -30,6 +30,14 @@ pub enum DnError {
         /// The limit.
         max: usize,
     },
+    /// One RDN names the same attribute type twice (`cn=x+cn=y`, also through an
+    /// alias or OID: `cn=x+2.5.4.3=y`), which RFC 4512 section 2.3.1 forbids and
+    /// directories reject.
+    #[error("RDN has the same attribute type twice (second at byte {pos})")]
+    DuplicateAttributeType {
+        /// Byte offset of the repeated type in the input (0 for RDNs built in code).
+        pos: usize,
+    },
     /// The DN string does not follow RFC 4514 (or the RFC 2253 compatibility forms
     /// this crate accepts).
     #[error("invalid DN at byte {pos}: {reason}")]
@@ -64,7 +72,8 @@ impl DnError {
         match self {
             Self::Syntax { pos, .. }
             | Self::InvalidAttribute { pos }
-            | Self::TooManyAvas { pos, .. } => Some(*pos),
+            | Self::TooManyAvas { pos, .. }
+            | Self::DuplicateAttributeType { pos } => Some(*pos),
             Self::TooLong { .. } | Self::TooManyRdns { .. } | Self::EmptyFilterList => None,
         }
     }
@@ -91,6 +100,10 @@ pub enum SyntaxError {
     /// A backslash is not followed by a special character or two hex digits.
     #[error("invalid escape sequence")]
     InvalidEscape,
+    /// `\/`: an escape of ADSI paths (`LDAP://CN=a\/b,...`), not of LDAP DNs.
+    /// In an RFC 4514 DN `/` needs no escape; write `/` or `\2F`.
+    #[error("'\\/' is an ADSI path escape, not an LDAP DN escape: write '/' or '\\2F'")]
+    AdsiSlashEscape,
     /// `\XX` escapes decode to bytes that are not UTF-8.
     #[error("escaped bytes are not valid UTF-8")]
     InvalidUtf8,

@@ -66,7 +66,34 @@ const fn anywhere_table(rules: Rules) -> [bool; 256] {
 }
 
 static ANYWHERE_RFC: [bool; 256] = anywhere_table(Rules::Rfc4514);
-static ANYWHERE_AD: [bool; 256] = anywhere_table(Rules::Ad);
+/// The AD table also marks the lead bytes of the characters [`ad_hidden_len`]
+/// finds (0xC2, 0xD8, 0xE2), so one pass over the value decides.
+static ANYWHERE_AD: [bool; 256] = {
+    let mut t = anywhere_table(Rules::Ad);
+    t[0xC2] = true;
+    t[0xD8] = true;
+    t[0xE2] = true;
+    t
+};
+
+/// Under the AD rules, the length of the UTF-8 sequence at `b[i..]` when it is a
+/// character that can disguise how a DN reads: a C1 control (U+0080..U+009F) or a
+/// bidirectional formatting character (U+061C, U+200E, U+200F, U+202A..U+202E,
+/// U+2066..U+2069). Such characters are written as `\XX` hex pairs.
+#[inline]
+fn ad_hidden_len(b: &[u8], i: usize) -> usize {
+    match (b[i], b.get(i + 1).copied(), b.get(i + 2).copied()) {
+        // U+0080..U+009F: C2 80..C2 9F.
+        (0xC2, Some(0x80..=0x9F), _) => 2,
+        // U+061C ARABIC LETTER MARK: D8 9C.
+        (0xD8, Some(0x9C), _) => 2,
+        // U+200E, U+200F: E2 80 8E/8F; U+202A..U+202E: E2 80 AA..AE.
+        (0xE2, Some(0x80), Some(0x8E | 0x8F | 0xAA..=0xAE)) => 3,
+        // U+2066..U+2069: E2 81 A6..A9.
+        (0xE2, Some(0x81), Some(0xA6..=0xA9)) => 3,
+        _ => 0,
+    }
+}
 
 fn needs_escaping(s: &str, rules: Rules) -> bool {
     let b = s.as_bytes();
@@ -77,7 +104,12 @@ fn needs_escaping(s: &str, rules: Rules) -> bool {
         Rules::Rfc4514 => &ANYWHERE_RFC,
         Rules::Ad => &ANYWHERE_AD,
     };
-    first == b' ' || first == b'#' || last == b' ' || b.iter().any(|&c| table[usize::from(c)])
+    first == b' '
+        || first == b'#'
+        || last == b' '
+        || b.iter()
+            .enumerate()
+            .any(|(i, &c)| table[usize::from(c)] && (c < 0x80 || ad_hidden_len(b, i) > 0))
 }
 
 /// Writes `s` escaped under `rules`. Runs of characters that need no escaping are
@@ -87,16 +119,37 @@ pub(crate) fn write_escaped<W: fmt::Write + ?Sized>(
     s: &str,
     rules: Rules,
 ) -> fmt::Result {
+    let bytes = s.as_bytes();
     let last = s.len().wrapping_sub(1);
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        // Bytes of multi-byte characters are >= 0x80 and always kept, so `i` is a
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if rules == Rules::Ad && b >= 0x80 {
+            // Only lead bytes start a hidden character, so `i` is a char boundary
+            // when `n > 0`.
+            let n = ad_hidden_len(bytes, i);
+            if n > 0 {
+                w.write_str(&s[start..i])?;
+                for &h in &bytes[i..i + n] {
+                    w.write_char('\\')?;
+                    w.write_char(char::from(HEX_UPPER[usize::from(h >> 4)]))?;
+                    w.write_char(char::from(HEX_UPPER[usize::from(h & 0xF)]))?;
+                }
+                i += n;
+                start = i;
+                continue;
+            }
+        }
+        // Other bytes of multi-byte characters are >= 0x80 and kept, so `i` is a
         // char boundary whenever the action is not `Keep`. (A trailing space is the
         // last byte; the last byte of a multi-byte character is never a space.)
         let act = action(b, i == 0, i == last, rules);
+        i += 1;
         if act == Action::Keep {
             continue;
         }
+        let i = i - 1;
         w.write_str(&s[start..i])?;
         w.write_char('\\')?;
         match act {
@@ -147,20 +200,24 @@ pub fn escape_value_into(value: &str, out: &mut String) {
 }
 
 /// Escapes an attribute value for a DN sent to Active Directory: everything
-/// [`escape_value`] escapes, plus `#` anywhere, `=`, `/`, and the control
-/// characters U+0001..U+001F and U+007F (CR and LF among them). Borrows the input
-/// when nothing needs escaping.
+/// [`escape_value`] escapes, plus `#` anywhere, `=`, `/`, the control characters
+/// U+0001..U+001F, U+007F and U+0080..U+009F (CR and LF among them), and the
+/// bidirectional formatting characters U+061C, U+200E, U+200F, U+202A..U+202E and
+/// U+2066..U+2069 (so that a DN shown to an operator cannot be made to read
+/// differently from what it is). Borrows the input when nothing needs escaping.
 ///
-/// `#` and `=` are escaped as `\#` and `\=`; `/` and control characters as `\XX`
-/// hex pairs (`\2F`, `\0D`), the forms both AD and RFC 4514 parsers accept. The
-/// output is always a valid RFC 4514 value. See the crate documentation for the
-/// source of each rule.
+/// `#` and `=` are escaped as `\#` and `\=`; `/`, control and bidirectional
+/// formatting characters as `\XX` hex pairs of their UTF-8 bytes (`\2F`, `\0D`,
+/// `\E2\80\AE`), the forms both AD and RFC 4514 parsers accept. The output is
+/// always a valid RFC 4514 value. See the crate documentation for the source of
+/// each rule.
 ///
 /// ```
 /// use credwheel_dn::escape_value_ad;
 /// assert_eq!(escape_value_ad("Smith, John #2"), r"Smith\, John \#2");
 /// assert_eq!(escape_value_ad("a=b/c"), r"a\=b\2Fc");
 /// assert_eq!(escape_value_ad("Before\rAfter"), r"Before\0DAfter");
+/// assert_eq!(escape_value_ad("evil\u{202E}txt.exe"), r"evil\E2\80\AEtxt.exe");
 /// ```
 #[must_use]
 pub fn escape_value_ad(value: &str) -> Cow<'_, str> {
@@ -288,6 +345,46 @@ mod tests {
         assert_eq!(escape_value_ad("a#b=c/d\r"), r"a\#b\=c\2Fd\0D");
         assert_eq!(escape_value("\0"), r"\00");
         assert_eq!(escape_value_ad("\u{7f}\n"), r"\7F\0A");
+    }
+
+    #[test]
+    fn ad_escapes_c1_controls_and_bidi_formatting() {
+        for c in (0x80..=0x9F)
+            .chain([0x061C, 0x200E, 0x200F])
+            .chain(0x202A..=0x202E)
+            .chain(0x2066..=0x2069)
+            .filter_map(char::from_u32)
+        {
+            let s = format!("a{c}b");
+            let mut hex = String::new();
+            for b in c.to_string().bytes() {
+                hex.push_str(&format!("\\{b:02X}"));
+            }
+            assert_eq!(
+                escape_value_ad(&s),
+                format!("a{hex}b"),
+                "U+{:04X}",
+                c as u32
+            );
+            assert_eq!(
+                escape_value(&s),
+                s,
+                "RFC 4514 leaves U+{:04X} alone",
+                c as u32
+            );
+        }
+        // Neighbours stay as they are.
+        for c in [
+            '\u{A0}', '\u{200D}', '\u{2029}', '\u{202F}', '\u{2065}', '\u{206A}', 'é',
+        ] {
+            let s = format!("a{c}b");
+            assert!(
+                matches!(escape_value_ad(&s), Cow::Borrowed(_)),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        assert_eq!(escape_value_ad("\u{202E}#=\u{85}"), r"\E2\80\AE\#\=\C2\85");
     }
 
     #[test]

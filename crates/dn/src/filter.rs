@@ -135,7 +135,7 @@ impl Filter {
 
     /// `(!f)`. `!filter` (the [`std::ops::Not`] impl) does the same.
     #[must_use]
-    // The issue names this `Filter::not`; the `Not` impl below delegates to it.
+    // A named constructor like `and` and `or`; the `Not` impl delegates to it.
     #[allow(clippy::should_implement_trait)]
     pub fn not(filter: Self) -> Self {
         let mut text = String::with_capacity(filter.text.len() + 3);

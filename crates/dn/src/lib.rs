@@ -2,7 +2,7 @@
 //! operator types can neither break a DN nor inject into a search filter.
 //!
 //! **Owns:** RFC 4514 attribute-value escaping (plus Active Directory's extra
-//! rules), DN parsing and comparison the way AD compares DNs, and RFC 4515 filter
+//! rules), DN parsing, a conservative local DN comparison, and RFC 4515 filter
 //! escaping with a small typed filter builder.
 //!
 //! **Does not own:** talking to a directory server (`credwheel-ad`).
@@ -22,7 +22,7 @@
 //! let by_hand = Dn::parse(&format!("CN={},{ou}", escape_value_ad(cn)))?;
 //! assert_eq!(dn, by_hand);
 //!
-//! // DNs compare the way AD compares them.
+//! // DNs compare case-insensitively, ignoring escaping and spaces around commas.
 //! assert_eq!(dn, Dn::parse(r"cn=SMITH\2C JOHN \232, ou=service accounts, dc=EXAMPLE, dc=com")?);
 //! assert!(dn.is_descendant_of(&ou));
 //!
@@ -63,12 +63,17 @@
 //! | `=` | `\=` | both pages |
 //! | `/` | `\2F` | [ms-dn] table (ADSI needs it); `\/` is not an RFC 4514 pair, the hex form is |
 //! | LF, CR | `\0A`, `\0D` | [ms-dn] table and example |
-//! | other non-printable U+0001–U+001F, U+007F | `\XX` | [ms-dn] ("non-printable characters") |
+//! | other non-printable U+0001–U+001F, U+007F, C1 controls U+0080–U+009F | `\XX` of each UTF-8 byte | [ms-dn] ("non-printable characters") |
+//! | bidirectional formatting U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069 | `\XX` of each UTF-8 byte | this crate: a DN shown to an operator must read as what it is (`evil\u{202E}txt.exe` would display reversed) |
 //!
 //! Every escape either function writes is an RFC 4514 `pair`, so the output of
 //! either parses back to the input with any RFC 4514 parser (this is tested with
-//! proptest and fuzzed). Non-ASCII characters are left as UTF-8, which both RFC 4514
-//! and AD accept.
+//! proptest and fuzzed). Other non-ASCII characters are left as UTF-8, which both
+//! RFC 4514 and AD accept.
+//!
+//! `\/` is how ADSI paths (`LDAP://CN=a\/b,DC=x`) escape `/`; it is not an RFC 4514
+//! escape, and [`Dn::parse`] rejects it with [`SyntaxError::AdsiSlashEscape`], which
+//! says so. In a DN, write `/` or `\2F`.
 //!
 //! [`escape_filter`] follows [RFC 4515] section 3: the octets of `*` `(` `)` `\` and
 //! NUL are written as `\2a` `\28` `\29` `\5c` `\00`. [`escape_filter_bytes`]
@@ -90,15 +95,24 @@
 //! also accepts what [RFC 2253] section 4 requires parsers to accept for
 //! compatibility: spaces around `,` `;` `+` `=` (ignored), `;` as RDN separator,
 //! quoted values, and an `OID.` prefix. Unescaped spaces at the end of a value are
-//! dropped; escaped ones are kept.
+//! dropped; escaped ones are kept. An RDN that names one attribute type twice
+//! (`cn=x+cn=y`, also through an alias or OID) is rejected
+//! ([`DnError::DuplicateAttributeType`]), as RFC 4512 section 2.3.1 requires.
 //!
-//! [`Dn`]'s equality and hash follow AD: attribute types ASCII-case-insensitively,
+//! [`Dn`]'s equality and hash are a **conservative local approximation** of how a
+//! directory matches names, not Active Directory's rule: attribute types
+//! ASCII-case-insensitively,
 //! with the nine types RFC 4514 section 3 requires parsers to know (`CN`, `L`, `ST`,
 //! `O`, `OU`, `C`, `STREET`, `DC`, `UID`) equal to their long names and OIDs (so
 //! `cn`, `commonName` and `2.5.4.3` are one type); text values case-insensitively
 //! (Unicode lowercase mapping, no other normalization: internal spaces are
 //! significant); the pairs of a multi-valued RDN in any order. A BER (`#…`) value
-//! equals only the same bytes, never a text value. `Display` writes a normalized
+//! equals only the same bytes, never a text value. AD matches names with Windows
+//! collation, which also treats some *different* letters as equal: Microsoft's
+//! KB938447 describes `Müller` and `Muller` (and `ß` and `ss`) naming the same
+//! object; this crate says they differ. So "equal here" means "the same name up to
+//! case and escaping", and "different here" does not mean "different objects in
+//! AD". `Display` writes a normalized
 //! form: `,` and `+` without spaces, types as written, text values escaped with
 //! [`escape_value_ad`]'s rules, BER values as `#` and upper-case hex.
 //!
@@ -121,11 +135,16 @@
 //!   a typed [`DnError`] with a byte position, and errors never contain the input
 //!   itself. `Dn::parse` and the escapers are fuzzed (see `fuzz/` in the
 //!   repository).
-//! * **Equality is an approximation of AD's.** AD compares names with Windows'
-//!   case-insensitive collation; this crate uses Unicode lowercase mapping. They agree
-//!   on ASCII and common scripts; for rare characters (e.g. `ß` vs `SS`) they may not,
-//!   so use the server's answer (a base-scoped search) as the authority when it
-//!   matters.
+//! * **Local equality is not identity.** [`Dn`] equality (and
+//!   [`Dn::is_descendant_of`], [`Dn::is_within`]) compare strings locally: Unicode
+//!   lowercase mapping, no accent or width folding, none of Windows' collation
+//!   rules (KB938447: AD names `Müller` and `Muller` one object, this crate does
+//!   not), and Unicode case pairs that Windows' tables may lack can make two names
+//!   equal here that AD keeps apart. Use it to tidy and compare names for display,
+//!   never to decide whether two names are the same object or whether an entry is
+//!   inside an allowed subtree: ask the server (read the entry's `objectGUID` with a
+//!   base-scoped search and compare GUIDs; let a subtree-scoped search decide
+//!   containment).
 //!
 //! [RFC 4514]: https://www.rfc-editor.org/rfc/rfc4514
 //! [RFC 4515]: https://www.rfc-editor.org/rfc/rfc4515

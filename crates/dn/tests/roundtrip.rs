@@ -43,19 +43,18 @@ fn assert_identical(a: &Dn, b: &Dn) {
 }
 
 /// Generated DN strings: mostly well-formed pieces (types, escaped and raw values,
-/// separators with optional spaces, quotes, hex), so that many of them parse.
+/// separators with optional spaces, quotes, hex), so that many of them parse. The
+/// types of one RDN are distinct (spellings of one type, such as `CN` and
+/// `2.5.4.3`, are never in the same RDN).
 fn dn_string() -> impl Strategy<Value = String> {
-    let ty = prop::sample::select(vec![
-        "CN",
-        "cn",
-        "OU",
-        "dc",
-        "uid",
-        "2.5.4.3",
-        "OID.2.5.4.11",
-        "sAMAccountName",
-        "x-y",
-    ]);
+    let types: Vec<Vec<&'static str>> = vec![
+        vec!["CN", "cn", "2.5.4.3"],
+        vec!["OU", "OID.2.5.4.11"],
+        vec!["dc"],
+        vec!["uid"],
+        vec!["sAMAccountName"],
+        vec!["x-y"],
+    ];
     let value = prop_oneof![
         tricky_string().prop_map(|s| escape_value(&s).into_owned()),
         tricky_string().prop_map(|s| escape_value_ad(&s).into_owned()),
@@ -63,11 +62,28 @@ fn dn_string() -> impl Strategy<Value = String> {
         "#([0-9a-fA-F]{2}){1,6}",
         r#""[^"\\]{0,8}""#,
         r"(\\[0-9a-fA-F]{2}|[a-z ]){0,8}",
-    ];
-    let sp = prop::sample::select(vec!["", " ", "  "]);
-    let ava = (sp.clone(), ty, sp.clone(), sp.clone(), value, sp.clone())
-        .prop_map(|(a, t, b, c, v, d)| format!("{a}{t}{b}={c}{v}{d}"));
-    let rdn = prop::collection::vec(ava, 1..4).prop_map(|v| v.join("+"));
+    ]
+    .boxed();
+    let sp = || prop::sample::select(vec!["", " ", "  "]);
+    let rdn = prop::sample::subsequence(types, 1..4)
+        .prop_flat_map(move |groups| {
+            groups
+                .into_iter()
+                .map(|g| {
+                    (
+                        sp(),
+                        prop::sample::select(g),
+                        sp(),
+                        sp(),
+                        value.clone(),
+                        sp(),
+                    )
+                        .prop_map(|(a, t, b, c, v, d)| format!("{a}{t}{b}={c}{v}{d}"))
+                })
+                .collect::<Vec<_>>()
+                .prop_shuffle()
+        })
+        .prop_map(|v| v.join("+"));
     let sep = prop::sample::select(vec![",", ";"]);
     prop::collection::vec((rdn, sep), 0..5).prop_map(|parts| {
         let mut s = String::new();

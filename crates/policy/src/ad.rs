@@ -16,7 +16,14 @@
 //!    letters, base-10 digits, and non-alphanumeric characters
 //!    ``~!@#$%^&*_-+=`|\(){}[]:;"'<>,.?/`` (a fifth category, Unicode alphabetic
 //!    characters that are neither upper- nor lowercase, exists for typed passwords;
-//!    the generator does not draw from it).
+//!    the generator does not draw from it). Microsoft states that currency symbols
+//!    such as `€` and `£` are not counted as special characters.
+//!
+//! Only the characters of that list count for the non-alphanumeric category here.
+//! Other characters given to [`AdComplexity::symbols`] may appear in passwords as
+//! filler but never help meet the rule, even where AD would count them in another
+//! category (an `É` it counts as uppercase, a CJK letter it counts in the fifth
+//! category): a password judged valid here is one AD accepts.
 
 use crate::error::PolicyError;
 use crate::policy::{CharClass, Policy, Rule};
@@ -24,6 +31,13 @@ use crate::{DIGITS, LOWERCASE, UPPERCASE};
 
 /// The non-alphanumeric characters Microsoft lists for the complexity rule.
 pub const AD_SYMBOLS: &str = "~!@#$%^&*_-+=`|\\(){}[]:;\"'<>,.?/";
+
+/// Longest `displayName` and `sAMAccountName` [`AdComplexity`] accepts, in
+/// characters: the `rangeUpper` of both attributes in the Active Directory schema.
+pub const AD_MAX_NAME_LEN: usize = 256;
+
+/// The name of the "three of four categories" rule in violations and errors.
+const AD_RULE_NAME: &str = "AD complexity (3 of 4 character categories)";
 
 /// Delimiters at which Active Directory splits a `displayName` into tokens.
 pub const AD_DISPLAY_NAME_DELIMITERS: [char; 7] = [',', '.', '-', '_', ' ', '#', '\t'];
@@ -61,8 +75,20 @@ impl AdComplexity {
         }
     }
 
-    /// Replaces the symbol class (for example to avoid quotes in scripts). Only
-    /// characters Active Directory counts as non-alphanumeric help meet the rule.
+    /// Replaces the symbol class (for example to avoid quotes in scripts).
+    ///
+    /// Only characters of [`AD_SYMBOLS`] (Microsoft's list) count for the
+    /// non-alphanumeric category. Any other printable character is allowed as filler:
+    /// it may appear in passwords but never helps meet the rule.
+    ///
+    /// ```
+    /// use credwheel_policy::AdComplexity;
+    /// // `€` is not in Microsoft's list: lowercase + uppercase + `€` is two categories.
+    /// let policy = AdComplexity::new(8).symbols("!€").build()?;
+    /// assert!(!policy.is_valid("abcdefA€"));
+    /// assert!(policy.is_valid("abcdeA€!"));
+    /// # Ok::<(), credwheel_policy::PolicyError>(())
+    /// ```
     pub fn symbols(mut self, symbols: &str) -> Self {
         self.symbols = symbols.to_owned();
         self
@@ -108,18 +134,43 @@ impl AdComplexity {
     }
 
     /// Builds the policy.
+    ///
+    /// A `sAMAccountName` or `displayName` longer than [`AD_MAX_NAME_LEN`]
+    /// characters cannot exist in AD and is refused with
+    /// [`PolicyError::AdNameTooLong`] before any work proportional to it is done.
     pub fn build(self) -> Result<Policy, PolicyError> {
-        let classes = [
+        for (attribute, value) in [
+            ("sAMAccountName", &self.account_name),
+            ("displayName", &self.display_name),
+        ] {
+            if let Some(v) = value {
+                let length = v.chars().take(AD_MAX_NAME_LEN + 1).count();
+                if length > AD_MAX_NAME_LEN {
+                    return Err(PolicyError::AdNameTooLong {
+                        attribute,
+                        max: AD_MAX_NAME_LEN,
+                    });
+                }
+            }
+        }
+        let (counted, filler): (String, String) =
+            self.symbols.chars().partition(|&c| AD_SYMBOLS.contains(c));
+        let mut classes = vec![
             CharClass::new(UPPERCASE, 1),
             CharClass::new(LOWERCASE, 1),
             CharClass::new(DIGITS, 1),
-            CharClass::new(&self.symbols, 1),
         ];
-        let mut b = Policy::builder(self.length).rule(Rule::at_least_of(
-            "AD complexity (3 of 4 character categories)",
-            3,
-            classes,
-        ));
+        if !counted.is_empty() {
+            classes.push(CharClass::new(&counted, 1));
+        }
+        let mut b = Policy::builder(self.length).rule(Rule::at_least_of(AD_RULE_NAME, 3, classes));
+        if !filler.is_empty() {
+            b = b.rule(Rule::charset(
+                "characters AD does not count in any category here",
+                &filler,
+                0,
+            ));
+        }
         for f in self.forbidden_substrings() {
             b = b.forbid_substring(&f);
         }

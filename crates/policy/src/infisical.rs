@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::PolicyError;
+use crate::error::{InfisicalErrorKind, PolicyError};
 use crate::policy::{Policy, Rule};
 use crate::{DIGITS, LOWERCASE, UPPERCASE};
 
@@ -22,10 +22,33 @@ pub const INFISICAL_WINDOWS_FORBIDDEN_SYMBOLS: &str = ";|&`$()";
 /// ```
 ///
 /// Every field is optional and defaults to the values above (a partial `required`
-/// object keeps the defaults for the counts it omits). Meaning, as in Infisical:
-/// a class with a required count above zero contributes that many characters at
-/// least, the remaining characters come only from classes whose count is above zero
-/// (so with the defaults no symbol ever appears), and `"` is never used.
+/// object keeps the defaults for the counts it omits); an empty `allowedSymbols`
+/// means the default `-_.~!*`, as in Infisical's generator
+/// (`allowedSymbols || "-_.~!*"`).
+///
+/// # Which passwords are valid
+///
+/// Infisical's generator draws, for each class with a required count `n > 0`, `n`
+/// characters of that class, fills up to the length with characters of the classes
+/// whose count is above zero, removes `"` from the symbols and shuffles. The
+/// policy here is exactly the set of passwords that generator can return, drawn
+/// uniformly: strings of the right length over the union of the classes with a
+/// count above zero (without `"`) in which **distinct** positions can be assigned
+/// to the requirements, `n` positions holding characters of each class. So with
+/// the defaults no symbol ever appears, and a character that is in two classes (a
+/// digit listed in `allowedSymbols`) counts for one of them, not for both.
+///
+/// For disjoint classes that is simply "at least `n` characters of each class".
+/// When `allowedSymbols` overlaps a letter or digit class, the policy adds the
+/// rules Hall's marriage theorem requires for such an assignment to exist: for
+/// every set `T` of overlapping classes, the password holds at least
+/// `Σ required(T) + required(symbols)` characters of the union of `T` and the
+/// symbols. Example: digits 1, symbols 1, `allowedSymbols` `"1!"`, lowercase 1,
+/// length 3: `1ab` is not valid (its one `1` cannot be both the digit and the
+/// symbol), `11a` and `1!a` are. This is what Infisical users expect because it is
+/// what Infisical itself produces: every password generated here is one Infisical
+/// could have generated for the same requirements, and no such password is
+/// missing.
 ///
 /// ```
 /// use credwheel_policy::{InfisicalRequirements, Policy};
@@ -102,10 +125,10 @@ impl Policy {
         let r = &req.required;
         if req.length == 0 || req.length > INFISICAL_MAX_LENGTH {
             return Err(PolicyError::Infisical {
-                reason: format!(
-                    "length {} is outside 1..={INFISICAL_MAX_LENGTH}",
-                    req.length
-                ),
+                kind: InfisicalErrorKind::LengthOutOfRange {
+                    length: req.length,
+                    max: INFISICAL_MAX_LENGTH,
+                },
             });
         }
         let total = [r.lowercase, r.uppercase, r.digits, r.symbols]
@@ -113,26 +136,64 @@ impl Policy {
             .fold(0usize, |a, &b| a.saturating_add(b));
         if total == 0 {
             return Err(PolicyError::Infisical {
-                reason: "at least one required count must be above zero".into(),
+                kind: InfisicalErrorKind::NothingRequired,
             });
         }
         if total > req.length {
             return Err(PolicyError::Infisical {
-                reason: format!(
-                    "required counts sum to {total}, more than the length {}",
-                    req.length
-                ),
+                kind: InfisicalErrorKind::RequiredExceedsLength {
+                    required: total,
+                    length: req.length,
+                },
             });
         }
+        let symbols = if req.allowed_symbols.is_empty() {
+            INFISICAL_DEFAULT_SYMBOLS
+        } else {
+            req.allowed_symbols.as_str()
+        };
         let mut b = Policy::builder(req.length).exclude("\"");
-        for (name, set, min) in [
+        let letters_digits = [
             ("lowercase", LOWERCASE, r.lowercase),
             ("uppercase", UPPERCASE, r.uppercase),
             ("digits", DIGITS, r.digits),
-            ("symbols", req.allowed_symbols.as_str(), r.symbols),
-        ] {
+        ];
+        for (name, set, min) in letters_digits
+            .iter()
+            .copied()
+            .chain([("symbols", symbols, r.symbols)])
+        {
             if min > 0 {
                 b = b.rule(Rule::charset(name, set, min));
+            }
+        }
+        if r.symbols > 0 {
+            // Hall's condition for the classes the symbols overlap (the letter and
+            // digit classes are disjoint, so only sets of overlapped classes with
+            // the symbols add anything).
+            let overlapped: Vec<(&str, &str, usize)> = letters_digits
+                .iter()
+                .copied()
+                .filter(|&(_, set, min)| {
+                    min > 0 && symbols.chars().any(|c| c != '"' && set.contains(c))
+                })
+                .collect();
+            for mask in 1u32..(1 << overlapped.len()) {
+                let mut chars = symbols.to_owned();
+                let mut min = r.symbols;
+                let mut names = Vec::new();
+                for (k, &(name, set, m)) in overlapped.iter().enumerate() {
+                    if mask & (1 << k) != 0 {
+                        chars.push_str(set);
+                        min = min.saturating_add(m);
+                        names.push(name);
+                    }
+                }
+                b = b.rule(Rule::charset(
+                    format!("symbols and {} on distinct characters", names.join(" and ")),
+                    &chars,
+                    min,
+                ));
             }
         }
         b.build()

@@ -114,8 +114,11 @@
 //! # Limits
 //!
 //! Length 1 to [`MAX_LENGTH`] (1024), at most [`MAX_ALPHABET`] (256) distinct
-//! printable characters (controls, format characters and whitespace other than the
-//! ASCII space are refused), at most [`MAX_CLASSES`] (64) classes. The automaton
+//! printable characters (Go's `unicode.IsPrint`, as Vault: general categories L, M,
+//! N, P, S and the ASCII space), at most [`MAX_CLASSES`] (64) classes, forbidden
+//! substrings that can occur (made of alphabet characters) of at most
+//! [`MAX_FORBIDDEN_CHARS`] (4096) characters in total; the others never occur and
+//! cost nothing. The automaton
 //! has `S = Π(min + 1)` (over classes with a positive minimum) times the
 //! forbidden-substring automaton's states; counts take `W = ⌈log2 |alphabet|⌉ ·
 //! length / 64 + 1` words. Two counting layers (`2·S·W` words) and the transition
@@ -123,8 +126,11 @@
 //! 2^30 word operations (about `length · S · atoms · W / 2`). The full table
 //! (`(length + 1)·S·W` words) is kept only when it fits that budget; a policy that
 //! needs the exact sampler (acceptance below 1/8) and whose full table does not fit
-//! is refused. Policies over these limits are [`PolicyError::TooComplex`], never a
-//! slow generation. Within them construction takes at most about a second (a
+//! is refused. Policies over these limits are typed errors
+//! ([`PolicyError::TooComplex`], [`PolicyError::TooManyClasses`],
+//! [`PolicyError::ForbiddenTooLong`], [`PolicyError::AlphabetTooLarge`]), never a
+//! slow generation or a large allocation: every limit is checked before the memory
+//! it guards is allocated. Within them construction takes at most about a second (a
 //! 256-character AD policy with a 60-character display name: about 0.4 s); typical
 //! policies (Vault, AD, Infisical, up to a few hundred characters, minimums of a few
 //! characters) take microseconds.
@@ -161,15 +167,17 @@ mod infisical;
 mod policy;
 mod vault;
 
-pub use ad::{AD_DISPLAY_NAME_DELIMITERS, AD_SYMBOLS, AdComplexity};
-pub use error::PolicyError;
+pub use ad::{AD_DISPLAY_NAME_DELIMITERS, AD_MAX_NAME_LEN, AD_SYMBOLS, AdComplexity};
+pub use error::{
+    ComplexityLimit, InfisicalErrorKind, InvalidRuleKind, ParseErrorKind, PolicyError,
+};
 pub use infisical::{
     INFISICAL_DEFAULT_SYMBOLS, INFISICAL_MAX_LENGTH, INFISICAL_WINDOWS_FORBIDDEN_SYMBOLS,
     InfisicalRequired, InfisicalRequirements,
 };
 pub use policy::{
-    CharClass, MAX_ALPHABET, MAX_CLASSES, MAX_LENGTH, PasswordBuffer, Policy, PolicyBuilder, Rule,
-    SamplingMethod, Violation,
+    CharClass, MAX_ALPHABET, MAX_CLASSES, MAX_FORBIDDEN_CHARS, MAX_LENGTH, PasswordBuffer, Policy,
+    PolicyBuilder, Rule, SamplingMethod, Violation,
 };
 
 /// `a` to `z`.

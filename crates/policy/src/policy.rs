@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::engine::{self, Counter, CounterRule, Engine, EngineError, EngineSpec};
-use crate::error::PolicyError;
+use crate::error::{InvalidRuleKind, PolicyError};
 
 /// Longest password a policy may generate.
 ///
@@ -22,6 +22,13 @@ pub const MAX_ALPHABET: usize = 256;
 
 /// Most character classes (counters) over all rules of one policy.
 pub const MAX_CLASSES: usize = 64;
+
+/// Most characters, in total, of the forbidden substrings that can occur in a
+/// password (substrings with a character outside the alphabet can never occur and
+/// are not counted). Each character is at most one state of the substring
+/// automaton, so this bounds its size; Active Directory's names need at most
+/// `3 × 256`.
+pub const MAX_FORBIDDEN_CHARS: usize = 4096;
 
 /// A set of characters with a minimum count, part of a [`Rule`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,20 +256,17 @@ impl PolicyBuilder {
     }
 }
 
-fn is_printable(c: char) -> bool {
-    if c == ' ' {
-        return true;
-    }
-    if c.is_control() || c.is_whitespace() {
-        return false;
-    }
-    // Format and invisible characters that render as nothing.
-    !matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
-        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
-        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFF}' | '\u{E000}'..='\u{F8FF}'
-        | '\u{E0000}'..='\u{10FFFF}')
+/// Go's `unicode.IsPrint`, which Vault applies to charsets: letters, marks,
+/// numbers, punctuation and symbols (general categories L, M, N, P, S), and the
+/// ASCII space. Everything else (controls, format characters such as bidi
+/// overrides, other separators such as U+00A0, private use, unassigned) is not.
+pub(crate) fn is_printable(c: char) -> bool {
+    use unicode_properties::{GeneralCategoryGroup as G, UnicodeGeneralCategory};
+    c == ' '
+        || matches!(
+            c.general_category_group(),
+            G::Letter | G::Mark | G::Number | G::Punctuation | G::Symbol
+        )
 }
 
 /// A password policy: a length, rules, and optionally forbidden substrings.
@@ -336,21 +340,22 @@ impl Policy {
         let mut alphabet_set = BTreeSet::new();
         let mut class_sets = Vec::with_capacity(b.rules.len());
         let mut n_classes = 0usize;
-        for rule in &b.rules {
+        for (index, rule) in b.rules.iter().enumerate() {
             if rule.classes.is_empty() {
                 return Err(PolicyError::InvalidRule {
                     rule: rule.name.clone(),
-                    reason: "has no character classes".into(),
+                    index,
+                    kind: InvalidRuleKind::NoClasses,
                 });
             }
             if rule.at_least == 0 || rule.at_least > rule.classes.len() {
                 return Err(PolicyError::InvalidRule {
                     rule: rule.name.clone(),
-                    reason: format!(
-                        "requires {} of {} classes",
-                        rule.at_least,
-                        rule.classes.len()
-                    ),
+                    index,
+                    kind: InvalidRuleKind::AtLeastOutOfRange {
+                        at_least: rule.at_least,
+                        classes: rule.classes.len(),
+                    },
                 });
             }
             let mut sets = Vec::with_capacity(rule.classes.len());
@@ -397,9 +402,9 @@ impl Policy {
             });
         }
         if n_classes > MAX_CLASSES {
-            return Err(PolicyError::TooComplex {
-                needed: n_classes as u128,
-                max: MAX_CLASSES as u128,
+            return Err(PolicyError::TooManyClasses {
+                classes: n_classes,
+                max: MAX_CLASSES,
             });
         }
         let alphabet: Vec<char> = alphabet_set.into_iter().collect();
@@ -437,11 +442,31 @@ impl Policy {
                 at_least: rule.at_least.saturating_sub(always_met),
             });
         }
-        let forbidden: Vec<Vec<char>> = b
-            .forbidden
-            .iter()
-            .map(|s| s.chars().map(engine::fold_char).collect())
-            .collect();
+        // Only substrings made of (folded) alphabet characters can occur; the others
+        // need no automaton states.
+        let folded_alphabet: BTreeSet<char> =
+            alphabet.iter().map(|&c| engine::fold_char(c)).collect();
+        let mut forbidden: Vec<Vec<char>> = Vec::new();
+        let mut forbidden_chars = 0usize;
+        for s in &b.forbidden {
+            let folded: Option<Vec<char>> = s
+                .chars()
+                .map(|c| {
+                    let f = engine::fold_char(c);
+                    folded_alphabet.contains(&f).then_some(f)
+                })
+                .collect();
+            if let Some(f) = folded {
+                forbidden_chars = forbidden_chars.saturating_add(f.len());
+                if forbidden_chars > MAX_FORBIDDEN_CHARS {
+                    return Err(PolicyError::ForbiddenTooLong {
+                        chars: forbidden_chars,
+                        max: MAX_FORBIDDEN_CHARS,
+                    });
+                }
+                forbidden.push(f);
+            }
+        }
         let spec = EngineSpec {
             length,
             alphabet: &alphabet,
@@ -451,7 +476,9 @@ impl Policy {
             forbidden: &forbidden,
         };
         let engine = Engine::build(&spec).map_err(|e| match e {
-            EngineError::TooComplex { needed, max } => PolicyError::TooComplex { needed, max },
+            EngineError::TooComplex { limit, needed, max } => {
+                PolicyError::TooComplex { limit, needed, max }
+            }
         })?;
         if !engine.is_satisfiable() {
             // Name the culprits: with pairwise disjoint classes (over all rules) the

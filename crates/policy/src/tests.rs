@@ -122,6 +122,27 @@ fn ten_chars(forbid: bool) -> Policy {
         .unwrap()
 }
 
+/// Three characters: 256 % 3 = 1, so candidates come from bytes with byte 255
+/// rejected (the byte-rejection path).
+fn three_chars() -> Policy {
+    Policy::builder(5)
+        .charset("x", "x", 1)
+        .charset("yz", "yz", 2)
+        .build()
+        .unwrap()
+}
+
+/// Seven characters (256 % 7 = 4: bytes 252..=255 rejected) with a forbidden
+/// substring, so the byte path steps the automaton instead of the packed counters.
+fn seven_chars_forbidden() -> Policy {
+    Policy::builder(3)
+        .charset("a", "a", 1)
+        .charset("rest", "bcdefg", 0)
+        .forbid_substring("ab")
+        .build()
+        .unwrap()
+}
+
 /// Draws per cell (expected count per valid string).
 const PER_CELL: usize = 200;
 /// Normal quantile for the threshold: p = 1e-4 upper tail.
@@ -184,6 +205,62 @@ fn both_samplers_pass_chi_square() {
         });
         assert!(stat < limit, "generate_with on policy {k}: {stat:.1}");
     }
+}
+
+/// Alphabets whose size does not divide 256: the byte path with rejected bytes
+/// (3 and 7 characters) and the 16-bit Lemire path (10 characters, 256 % 10 > 4),
+/// each with packed counters and with the automaton (forbidden substrings).
+#[test]
+fn rejection_paths_for_sizes_not_dividing_256_pass_chi_square() {
+    let cases = [
+        ("bytes, packed", three_chars(), false),
+        ("bytes, automaton", seven_chars_forbidden(), false),
+        ("u16, packed", ten_chars(false), true),
+        ("u16, automaton", ten_chars(true), true),
+    ];
+    for (k, (name, p, sixteen_bit)) in cases.into_iter().enumerate() {
+        let n = p.alphabet().len();
+        assert_ne!(256 % n, 0, "{name}");
+        assert_eq!(256 % n > 4, sixteen_bit, "{name}: wrong path");
+        let valid = valid_set(&p);
+        assert!(valid.len() > 20, "{name}");
+        let draws = valid.len() * PER_CELL;
+        let limit = chi2_critical(valid.len() as f64 - 1.0, Z);
+        let mut rng = ChaCha20Rng::seed_from_u64(3000 + k as u64);
+        let stat = chi2(&valid, draws, || {
+            p.generate_method_with(SamplingMethod::Rejection, &mut rng)
+        });
+        assert!(stat < limit, "{name}: chi2 {stat:.1} >= {limit:.1}");
+    }
+}
+
+/// The chi-square test above can fail: a sampler that reduces 4-bit draws modulo
+/// the alphabet size without rejecting the top value (16 % 3 = 1, so the first
+/// character is favoured by 6/16 against 5/16) is caught on the same policy and
+/// number of draws.
+#[test]
+fn modulo_bias_fails_chi_square() {
+    let p = three_chars();
+    let valid = valid_set(&p);
+    let alphabet = p.alphabet().to_vec();
+    let draws = valid.len() * PER_CELL;
+    let limit = chi2_critical(valid.len() as f64 - 1.0, Z);
+    let mut rng = ChaCha20Rng::seed_from_u64(4000);
+    let stat = chi2(&valid, draws, || {
+        loop {
+            let x = rng.next_u64();
+            let s: String = (0..p.length())
+                .map(|k| alphabet[((x >> (4 * k)) & 0xF) as usize % alphabet.len()])
+                .collect();
+            if p.is_valid(&s) {
+                break s;
+            }
+        }
+    });
+    assert!(
+        stat > limit,
+        "biased sampler passed: {stat:.1} < {limit:.1}"
+    );
 }
 
 #[test]

@@ -4,8 +4,9 @@
 
 use base64::Engine as _;
 use credwheel_policy::{
-    AdComplexity, CharClass, DIGITS, InfisicalRequirements, LOWERCASE, PasswordBuffer, Policy,
-    PolicyError, Rule, SamplingMethod, UPPERCASE, VAULT_SYMBOLS, Violation,
+    AdComplexity, CharClass, ComplexityLimit, DIGITS, InfisicalRequirements, InvalidRuleKind,
+    LOWERCASE, MAX_CLASSES, ParseErrorKind, PasswordBuffer, Policy, PolicyError, Rule,
+    SamplingMethod, UPPERCASE, VAULT_SYMBOLS, Violation,
 };
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -124,10 +125,16 @@ fn vault_hcl_string_escapes_and_errors() {
         e,
         PolicyError::Parse {
             line: 3,
-            message:
-                "unknown key \"min_chars\" in charset rule (expected `charset` or `min-chars`)"
-                    .into()
+            column: 3,
+            offset: 30,
+            kind: ParseErrorKind::UnknownRuleKey {
+                key: "min_chars".into()
+            }
         }
+    );
+    assert_eq!(
+        e.to_string(),
+        "line 3, column 3: unknown key \"min_chars\" in charset rule (expected `charset` or `min-chars`)"
     );
     let e = Policy::from_vault_hcl("length = 0\nrule \"charset\" { charset = \"a\" }").unwrap_err();
     assert_eq!(e, PolicyError::LengthZero);
@@ -264,7 +271,51 @@ fn construction_errors_name_the_rule() {
         ))
         .build()
         .unwrap_err();
-    assert!(matches!(e, PolicyError::InvalidRule { .. }), "{e:?}");
+    assert_eq!(
+        e,
+        PolicyError::InvalidRule {
+            rule: "k".into(),
+            index: 0,
+            kind: InvalidRuleKind::AtLeastOutOfRange {
+                at_least: 3,
+                classes: 2
+            }
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "k (rule 0 of the policy): it requires 3 of its 2 classes"
+    );
+    let e = Policy::builder(4)
+        .charset("a", "a", 0)
+        .rule(Rule::at_least_of("none", 1, []))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        e,
+        PolicyError::InvalidRule {
+            rule: "none".into(),
+            index: 1,
+            kind: InvalidRuleKind::NoClasses
+        }
+    );
+    // Too many classes is its own error, not a table-size one.
+    let e = Policy::builder(4)
+        .rule(Rule::at_least_of(
+            "many",
+            1,
+            (0..=MAX_CLASSES).map(|_| CharClass::new("a", 1)),
+        ))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        e,
+        PolicyError::TooManyClasses {
+            classes: MAX_CLASSES + 1,
+            max: MAX_CLASSES
+        }
+    );
+    assert!(!e.to_string().contains("words"), "{e}");
     // Forbidden substrings can make a policy impossible: only "aaa" exists, forbidden.
     let e = Policy::builder(3)
         .charset("a", "a", 0)
@@ -277,7 +328,40 @@ fn construction_errors_name_the_rule() {
     for (i, c) in "abcdefghij".chars().enumerate() {
         b = b.charset(format!("r{i}"), &c.to_string(), 90);
     }
-    assert!(matches!(b.build(), Err(PolicyError::TooComplex { .. })));
+    let e = b.build().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PolicyError::TooComplex {
+                limit: ComplexityLimit::TableWords,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("64-bit words"), "{e}");
+    // Within the memory budget but over the work budget: operations, not words.
+    let e = Policy::builder(1024)
+        .charset("lower", LOWERCASE, 15)
+        .charset("upper", UPPERCASE, 15)
+        .charset("digits", DIGITS, 15)
+        .charset("symbols", VAULT_SYMBOLS, 1)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PolicyError::TooComplex {
+                limit: ComplexityLimit::FillOperations,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("limb operations") && !e.to_string().contains("words"),
+        "{e}"
+    );
 }
 
 /// Over the full-table budget: counted with rolling layers, fine when rejection is
@@ -756,14 +840,40 @@ proptest! {
         at in 0usize..400,
         replacement in proptest::char::any(),
     ) {
-        let _ = Policy::from_vault_hcl(&text);
         let mut chars: Vec<char> = VAULT_DEFAULT_HCL.chars().collect();
         let i = at % chars.len();
         chars[i] = replacement;
         let mutated: String = chars.into_iter().collect();
-        match Policy::from_vault_hcl(&mutated) {
-            Ok(p) => prop_assert!(p.length() >= 1),
-            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        for text in [&text, &mutated] {
+            match Policy::from_vault_hcl(text) {
+                Ok(p) => prop_assert!(p.length() >= 1),
+                // Positions point into the text and agree with each other.
+                Err(PolicyError::Parse { line, column, offset, .. }) => {
+                    prop_assert!(offset <= text.len() && text.is_char_boundary(offset));
+                    let before = &text[..offset];
+                    prop_assert_eq!(line, before.matches('\n').count() + 1);
+                    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                    prop_assert_eq!(column, before[line_start..].chars().count() + 1);
+                }
+                // Anything else comes from validating a parsed policy.
+                Err(e) => prop_assert!(
+                    matches!(
+                        e,
+                        PolicyError::LengthZero
+                            | PolicyError::LengthTooLarge { .. }
+                            | PolicyError::NoRules
+                            | PolicyError::EmptyCharset { .. }
+                            | PolicyError::NonPrintable { .. }
+                            | PolicyError::AlphabetTooLarge { .. }
+                            | PolicyError::RuleExceedsLength { .. }
+                            | PolicyError::MinimumsExceedLength { .. }
+                            | PolicyError::Unsatisfiable { .. }
+                            | PolicyError::TooComplex { .. }
+                    ),
+                    "{:?}",
+                    e
+                ),
+            }
         }
     }
 
@@ -846,4 +956,203 @@ proptest! {
             }
         }
     }
+}
+
+/// Characters outside Microsoft's non-alphanumeric list (currency symbols, letters)
+/// never count for AD's symbol category; they may still appear as filler.
+#[test]
+fn ad_symbols_outside_microsofts_list_do_not_count() {
+    let p = AdComplexity::new(8).symbols("€").build().unwrap();
+    assert!(!p.is_valid("abcdefA€"));
+    assert!(p.is_valid("abcdeA1€"));
+    let p = AdComplexity::new(8).symbols("!€£a").build().unwrap();
+    assert!(!p.is_valid("abcdefA€"));
+    assert!(!p.is_valid("abcdef£€"));
+    assert!(p.is_valid("abcdeA€!"));
+    let mut r = rng(31);
+    for _ in 0..500 {
+        let pw = p.generate_with(&mut r);
+        let s = pw.expose_secret();
+        let cats = [
+            s.chars().any(|c| c.is_ascii_uppercase()),
+            s.chars().any(|c| c.is_ascii_lowercase()),
+            s.chars().any(|c| c.is_ascii_digit()),
+            s.chars().any(|c| credwheel_policy::AD_SYMBOLS.contains(c)),
+        ];
+        assert!(cats.iter().filter(|&&b| b).count() >= 3, "{cats:?}");
+    }
+}
+
+/// An empty `allowedSymbols` means Infisical's default set, as its generator does.
+#[test]
+fn infisical_empty_allowed_symbols_is_the_default_set() {
+    let req: InfisicalRequirements = serde_json::from_str(
+        r#"{"length": 8, "required": {"lowercase": 1, "symbols": 1}, "allowedSymbols": ""}"#,
+    )
+    .unwrap();
+    let p = Policy::from_infisical(&req).unwrap();
+    let mut want: Vec<char> = format!("{LOWERCASE}{UPPERCASE}{DIGITS}-_.~!*")
+        .chars()
+        .collect();
+    want.sort_unstable();
+    assert_eq!(p.alphabet(), want.as_slice());
+    // The omitted counts keep their defaults (uppercase 1, digits 1).
+    assert!(p.is_valid("abcdeA1!"));
+    assert!(p.is_valid("abcdeA1~"));
+    assert!(!p.is_valid("abcdeA12"));
+}
+
+/// Whether Infisical's generator can produce `s`: distinct positions can be
+/// assigned to each class's required count (brute force over assignments).
+fn infisical_can_produce(s: &[char], classes: &[(&str, usize)]) -> bool {
+    fn assign(s: &[char], at: usize, classes: &[(&str, usize)], need: &mut [usize]) -> bool {
+        if need.iter().all(|&n| n == 0) {
+            return true;
+        }
+        if at == s.len() {
+            return false;
+        }
+        if assign(s, at + 1, classes, need) {
+            return true;
+        }
+        for k in 0..classes.len() {
+            if need[k] > 0 && classes[k].0.contains(s[at]) {
+                need[k] -= 1;
+                let ok = assign(s, at + 1, classes, need);
+                need[k] += 1;
+                if ok {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    let alphabet_ok = s
+        .iter()
+        .all(|&c| c != '"' && classes.iter().any(|(set, n)| *n > 0 && set.contains(c)));
+    let mut need: Vec<usize> = classes.iter().map(|c| c.1).collect();
+    alphabet_ok && assign(s, 0, classes, &mut need)
+}
+
+/// With `allowedSymbols` overlapping the letter and digit classes, the valid
+/// passwords are exactly those Infisical's generator can return: each character
+/// counts for one class only. Checked against brute force on every string.
+#[test]
+fn infisical_overlapping_classes_match_its_generator() {
+    let small_lower = "abc";
+    let cases: &[(&str, [usize; 4], usize)] = &[
+        ("1!", [1, 0, 1, 1], 3),
+        ("1a!", [1, 0, 1, 1], 3),
+        ("1a", [2, 0, 1, 1], 4),
+        ("0123", [0, 0, 2, 1], 3),
+        ("\"1", [1, 0, 1, 1], 3),
+    ];
+    for &(symbols, [lower, upper, digits, syms], length) in cases {
+        let req = InfisicalRequirements {
+            length,
+            required: credwheel_policy::InfisicalRequired {
+                lowercase: lower,
+                uppercase: upper,
+                digits,
+                symbols: syms,
+            },
+            allowed_symbols: symbols.to_owned(),
+        };
+        let p = Policy::from_infisical(&req).unwrap();
+        // Restrict the brute force to strings over a small part of the alphabet
+        // (three letters, the symbols, two digits) plus one other character.
+        let classes = [
+            (LOWERCASE, lower),
+            (UPPERCASE, upper),
+            (DIGITS, digits),
+            (symbols, syms),
+        ];
+        let mut pool: Vec<char> = format!("{small_lower}{symbols}12Z").chars().collect();
+        pool.sort_unstable();
+        pool.dedup();
+        let mut idx = vec![0usize; length];
+        let mut produced = 0usize;
+        loop {
+            let s: Vec<char> = idx.iter().map(|&i| pool[i]).collect();
+            let text: String = s.iter().collect();
+            let want = infisical_can_produce(&s, &classes);
+            produced += usize::from(want);
+            assert_eq!(p.is_valid(&text), want, "{symbols:?} {text:?}");
+            let mut k = 0;
+            while k < length {
+                idx[k] += 1;
+                if idx[k] < pool.len() {
+                    break;
+                }
+                idx[k] = 0;
+                k += 1;
+            }
+            if k == length {
+                break;
+            }
+        }
+        assert!(produced > 0, "{symbols:?}");
+    }
+    // The documented example.
+    let req = InfisicalRequirements {
+        length: 3,
+        required: credwheel_policy::InfisicalRequired {
+            lowercase: 1,
+            uppercase: 0,
+            digits: 1,
+            symbols: 1,
+        },
+        allowed_symbols: "1!".into(),
+    };
+    let p = Policy::from_infisical(&req).unwrap();
+    assert!(!p.is_valid("1ab"));
+    assert!(p.is_valid("11a"));
+    assert!(p.is_valid("1!a"));
+}
+
+/// Charset characters must be printable by Go's `unicode.IsPrint` (general
+/// categories L, M, N, P, S and the ASCII space), as Vault checks.
+#[test]
+fn printability_follows_go_is_print() {
+    let printable = [
+        ' ', 'a', 'é', '€', '\u{FFFD}', '\u{3164}', '\u{0301}', '日', '😀', '\u{FE0F}',
+    ];
+    for c in printable {
+        let p = Policy::builder(2).charset("c", &c.to_string(), 0).build();
+        assert!(p.is_ok(), "U+{:04X}: {p:?}", c as u32);
+    }
+    let not_printable = [
+        '\u{00A0}', '\u{2028}', '\u{3000}', '\u{200B}', '\u{202E}', '\u{00AD}', '\u{E000}',
+        '\u{0378}', '\u{0085}', '\t', '\u{7F}',
+    ];
+    for c in not_printable {
+        let e = Policy::builder(2)
+            .charset("c", &format!("a{c}"), 0)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            e,
+            PolicyError::NonPrintable {
+                rule: "c".into(),
+                code_point: c as u32
+            }
+        );
+    }
+    // The same through Vault HCL, with escapes.
+    let e = Policy::from_vault_hcl("length = 4\nrule \"charset\" { charset = \"ab\\u00a0\" }")
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PolicyError::NonPrintable {
+                code_point: 0xA0,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let p =
+        Policy::from_vault_hcl("length = 4\nrule \"charset\" { charset = \"\\xe3\\x85\\xa4b\" }")
+            .unwrap();
+    assert_eq!(p.alphabet(), &['b', '\u{3164}']);
 }
