@@ -661,3 +661,301 @@ async fn unknown_accounts_are_no_such_account() {
     assert_eq!(e.result_code(), Some(32));
     assert_eq!(e.target_kind(), TargetErrorKind::NoSuchAccount);
 }
+
+/// A target that stops right after the directory took the new password (marker
+/// file, then a long sleep): the parent SIGKILLs the process there.
+struct StopAfterWrite {
+    inner: AdTarget,
+    marker: std::path::PathBuf,
+}
+
+#[async_trait::async_trait]
+impl RotationTarget for StopAfterWrite {
+    async fn set_password_as_admin(
+        &self,
+        account: &credwheel_state::TargetId,
+        new_password: &SecretString,
+    ) -> Result<(), credwheel_state::TargetError> {
+        self.inner
+            .set_password_as_admin(account, new_password)
+            .await?;
+        std::fs::write(&self.marker, b"applied").unwrap();
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        Ok(())
+    }
+    async fn change_password(
+        &self,
+        account: &credwheel_state::TargetId,
+        current: &SecretString,
+        new: &SecretString,
+    ) -> Result<(), credwheel_state::TargetError> {
+        self.inner.change_password(account, current, new).await
+    }
+    async fn verify(
+        &self,
+        account: &credwheel_state::TargetId,
+        password: &SecretString,
+    ) -> Result<bool, credwheel_state::TargetError> {
+        self.inner.verify(account, password).await
+    }
+    async fn password_last_set(
+        &self,
+        account: &credwheel_state::TargetId,
+    ) -> Result<Option<credwheel_state::Millis>, credwheel_state::TargetError> {
+        self.inner.password_last_set(account).await
+    }
+}
+
+const CRASH_KEY: [u8; 32] = [7; 32];
+
+fn crash_store(dir: &std::path::Path) -> Arc<credwheel_state::SqliteStore> {
+    Arc::new(credwheel_state::SqliteStore::open(dir.join("state.db"), Default::default()).unwrap())
+}
+
+/// Child half of `sigkill_mid_rotation_recovers`: rotates and is killed inside.
+#[tokio::test]
+#[ignore = "run only as a child process of sigkill_mid_rotation_recovers"]
+async fn crash_child() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(std::env::var("CW_CRASH_DIR").unwrap());
+    let store = crash_store(&dir);
+    let mut config = RotatorConfig::with_holder("crash-child");
+    config.claim_ttl_ms = 12_000;
+    config.target_margin_ms = 5_000;
+    let rotator = Rotator::new(
+        store,
+        Arc::new(Sealer::new("k1", Key::from_bytes(&CRASH_KEY).unwrap()).unwrap()),
+        config,
+    );
+    let target = StopAfterWrite {
+        inner: AdTarget::new(admin(&lab)),
+        marker: dir.join("applied"),
+    };
+    let id = target.inner.id(&AccountRef::sam("svc-app1")).unwrap();
+    let policy = AdComplexity::new(24).build().unwrap();
+    let _ = rotator
+        .rotate(&target, &id, &policy, RotationMethod::AdminReset)
+        .await;
+    panic!("the parent should have killed this process");
+}
+
+#[tokio::test]
+async fn sigkill_mid_rotation_recovers() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let _g = lock("svc-app1").await;
+    reset(&lab, "svc-app1");
+    let dn = dn_of(&lab, "svc-app1");
+    let dir = tempfile::tempdir().unwrap();
+    let sealer = Arc::new(Sealer::new("k1", Key::from_bytes(&CRASH_KEY).unwrap()).unwrap());
+    let target = AdTarget::new(admin(&lab));
+    let id = target.id(&AccountRef::sam("svc-app1")).unwrap();
+    {
+        let rotator = Rotator::new(
+            crash_store(dir.path()),
+            sealer.clone(),
+            RotatorConfig::with_holder("crash-parent"),
+        );
+        rotator
+            .enroll(&id, &lab.account_password, None)
+            .await
+            .unwrap();
+    }
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child", "--ignored", "--nocapture"])
+        .env("CW_CRASH_DIR", dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = dir.path().join("applied");
+    let t0 = std::time::Instant::now();
+    while !marker.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "child never reached the target write"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "child exited early");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // The directory has a password only the store's pending record knows.
+    assert!(!witness_binds(&lab, &dn, "definitely-not-it"));
+
+    let rotator = Rotator::new(
+        crash_store(dir.path()),
+        sealer,
+        RotatorConfig::with_holder("crash-parent"),
+    );
+    let outcome = loop {
+        match rotator.recover(&target, &id).await {
+            Err(credwheel_state::StateError::Conflict(_)) => {
+                // The dead child's claim lapses after its 12 s ttl.
+                assert!(t0.elapsed() < Duration::from_secs(90), "claim never lapsed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => break other.unwrap(),
+        }
+    };
+    assert!(
+        matches!(
+            outcome,
+            credwheel_state::RecoverOutcome::RolledForward { .. }
+        ),
+        "{outcome:?}"
+    );
+    let (current, _) = rotator.current_password(&id).await.unwrap();
+    assert_ne!(
+        current.expose_secret(),
+        lab.account_password.expose_secret()
+    );
+    assert!(witness_binds(&lab, &dn, current.expose_secret()));
+    reset(&lab, "svc-app1");
+}
+
+/// Records every span field and event of the thread as text.
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<String>>);
+
+struct Fields<'a>(&'a mut String);
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write as _;
+        let _ = write!(self.0, " {}={:?}", field.name(), value);
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let mut s = self.0.lock().unwrap();
+        s.push_str("\nspan ");
+        s.push_str(span.metadata().name());
+        span.record(&mut Fields(&mut s));
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        values.record(&mut Fields(&mut self.0.lock().unwrap()));
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut s = self.0.lock().unwrap();
+        s.push_str("\nevent");
+        event.record(&mut Fields(&mut s));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Counts every counter increment by name and labels.
+#[derive(Default)]
+struct Counters(std::sync::Mutex<Vec<String>>);
+
+struct OneCounter(String, &'static Counters);
+impl metrics::CounterFn for OneCounter {
+    fn increment(&self, _: u64) {
+        self.1.0.lock().unwrap().push(self.0.clone());
+    }
+    fn absolute(&self, _: u64) {}
+}
+
+impl metrics::Recorder for &'static Counters {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        metrics::Counter::from_arc(Arc::new(OneCounter(
+            format!("{}{{{}}}", key.name(), labels.join(",")),
+            self,
+        )))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+#[tokio::test]
+async fn spans_logs_and_metrics_never_carry_passwords() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let _g = lock("svc-app5").await;
+    reset(&lab, "svc-app5");
+    static COUNTERS: std::sync::LazyLock<Counters> = std::sync::LazyLock::new(Counters::default);
+    metrics::set_global_recorder(&*COUNTERS).unwrap();
+    let capture = Capture::default();
+    let guard = tracing::subscriber::set_default(capture.clone());
+
+    let client = admin(&lab);
+    let r = AccountRef::sam("svc-app5");
+    let pw = new_password();
+    client.reset_password(&r, &pw).await.unwrap();
+    assert!(client.verify_password(&r, &pw).await.unwrap());
+    let wrong = SecretString::from("Wrong-Pass-For-Logs-1!");
+    assert!(!client.verify_password(&r, &wrong).await.unwrap());
+    let _ = client
+        .change_password(&r, &wrong, &new_password())
+        .await
+        .unwrap_err();
+    let _ = client.health(&r, &wrong).await.unwrap();
+    drop(guard);
+
+    let logs = capture.0.lock().unwrap().clone();
+    assert!(logs.contains("ad.reset_password"), "capture works: {logs}");
+    assert!(logs.contains("svc-app5"));
+    for secret in [
+        pw.expose_secret(),
+        wrong.expose_secret(),
+        lab.admin_password.expose_secret(),
+        lab.account_password.expose_secret(),
+    ] {
+        assert!(!logs.contains(secret), "a password reached the logs");
+    }
+    let counted = COUNTERS.0.lock().unwrap().join("\n");
+    assert!(
+        counted.contains("credwheel_ad_operations_total{op=reset_password,outcome=ok}"),
+        "{counted}"
+    );
+    assert!(
+        counted
+            .contains("credwheel_ad_failures_total{op=change_password,kind=invalid_credentials}"),
+        "{counted}"
+    );
+    reset(&lab, "svc-app5");
+}
