@@ -21,8 +21,8 @@ use credwheel_ad::{
 };
 use credwheel_policy::AdComplexity;
 use credwheel_state::{
-    Key, MemoryStore, RotationMethod, RotationOutcome, RotationTarget, Rotator, RotatorConfig,
-    Sealer, TargetErrorKind,
+    Key, MemoryStore, RotateOptions, RotationMethod, RotationOutcome, RotationTarget, Rotator,
+    RotatorConfig, Schedule, Sealer, TargetErrorKind,
 };
 use credwheel_testlab::AdLab;
 use secrecy::{ExposeSecret, SecretString};
@@ -178,13 +178,18 @@ async fn rotation_through_the_protocol_binds_with_the_new_password() {
     let id = target.id(&AccountRef::upn("svc-app1@example.com")).unwrap();
     let rotator = rotator();
     rotator
-        .enroll(&id, &lab.account_password, None)
+        .enroll(&id, &lab.account_password, Schedule::None)
         .await
         .unwrap();
     let policy = AdComplexity::new(24).build().unwrap();
 
     let out = rotator
-        .rotate(&target, &id, &policy, RotationMethod::AdminReset)
+        .rotate(
+            &target,
+            &id,
+            &policy,
+            RotateOptions::new(RotationMethod::AdminReset),
+        )
         .await
         .unwrap();
     assert!(matches!(out, RotationOutcome::Rotated { .. }), "{out:?}");
@@ -205,7 +210,12 @@ async fn rotation_through_the_protocol_binds_with_the_new_password() {
 
     // Self change with the stored current password.
     let out = rotator
-        .rotate(&target, &id, &policy, RotationMethod::SelfChange)
+        .rotate(
+            &target,
+            &id,
+            &policy,
+            RotateOptions::new(RotationMethod::SelfChange),
+        )
         .await
         .unwrap();
     assert!(matches!(out, RotationOutcome::Rotated { .. }), "{out:?}");
@@ -736,7 +746,12 @@ async fn crash_child() {
     let id = target.inner.id(&AccountRef::sam("svc-app1")).unwrap();
     let policy = AdComplexity::new(24).build().unwrap();
     let _ = rotator
-        .rotate(&target, &id, &policy, RotationMethod::AdminReset)
+        .rotate(
+            &target,
+            &id,
+            &policy,
+            RotateOptions::new(RotationMethod::AdminReset),
+        )
         .await;
     panic!("the parent should have killed this process");
 }
@@ -760,7 +775,7 @@ async fn sigkill_mid_rotation_recovers() {
             RotatorConfig::with_holder("crash-parent"),
         );
         rotator
-            .enroll(&id, &lab.account_password, None)
+            .enroll(&id, &lab.account_password, Schedule::None)
             .await
             .unwrap();
     }
