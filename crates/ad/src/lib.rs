@@ -107,6 +107,7 @@ mod config;
 mod domain_policy;
 mod error;
 mod pool;
+mod roles;
 mod target;
 
 pub use account::{Account, AccountRef, filetime_to_unix_ms};
@@ -114,4 +115,5 @@ pub use client::{AdClient, Health, HealthStatus};
 pub use config::{Builder, Config, DcUrl, TlsVersion, Transport};
 pub use domain_policy::{AD_MAX_PASSWORD_LENGTH, PasswordRules, RulesSource};
 pub use error::{Error, ErrorKind, PolicyViolation, Result};
+pub use roles::{Import, MAX_ROLE_NAME, ROLE_KIND, Role, RoleCreds, RoleSpec, Roles, RolesConfig};
 pub use target::{AdTarget, TARGET_KIND};

@@ -16,8 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use credwheel_ad::{
-    AccountRef, AdClient, AdTarget, Builder, Config, ErrorKind, HealthStatus, PolicyViolation,
-    RulesSource,
+    AccountRef, AdClient, AdTarget, Config, ErrorKind, HealthStatus, PolicyViolation, RulesSource,
 };
 use credwheel_policy::AdComplexity;
 use credwheel_state::{
@@ -26,135 +25,10 @@ use credwheel_state::{
 };
 use credwheel_testlab::AdLab;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{Mutex, MutexGuard};
 
-const OUTSIDE_DN: &str = "CN=cw-outside,CN=Users,DC=example,DC=com";
+mod common;
 
-/// Tests sharing an account never run at the same time.
-async fn lock(account: &str) -> MutexGuard<'static, ()> {
-    static LOCKS: [Mutex<()>; 9] = [const { Mutex::const_new(()) }; 9];
-    let i = match account {
-        "svc-app1" => 0,
-        "svc-app2" => 1,
-        "svc-app3" => 2,
-        "svc-app4" => 3,
-        "svc-app5" => 4,
-        "svc-app6" => 5,
-        "jsmith2" => 6,
-        "cw-outside" => 7,
-        _ => 8,
-    };
-    LOCKS[i].lock().await
-}
-
-fn samba_tool(lab: &AdLab, args: &[&str]) {
-    let out = Command::new("samba-tool")
-        .args(args)
-        .arg("-s")
-        .arg(&lab.smb_conf)
-        .output()
-        .expect("run samba-tool");
-    assert!(
-        out.status.success(),
-        "samba-tool {:?}: {}",
-        args.first(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Outside tool: reset to the lab password and unlock.
-fn reset(lab: &AdLab, sam: &str) {
-    let pw = format!("--newpassword={}", lab.account_password.expose_secret());
-    samba_tool(lab, &["user", "setpassword", sam, &pw]);
-    samba_tool(lab, &["user", "unlock", sam]);
-}
-
-fn dn_of(lab: &AdLab, sam: &str) -> String {
-    format!("CN={sam},{}", lab.service_ou)
-}
-
-/// Outside witness: does OpenLDAP's client (verified LDAPS) bind as `dn` with this
-/// password? (`ldapsearch` of the root DSE bound as the account: `ldapwhoami` binds
-/// too but then fails on Samba, which lacks the WhoAmI extended operation.)
-fn witness_binds(lab: &AdLab, dn: &str, password: &str) -> bool {
-    Command::new("ldapsearch")
-        .env("LDAPTLS_CACERT", &lab.ca_pem)
-        .env("LDAPTLS_REQCERT", "demand")
-        .args([
-            "-H",
-            "ldaps://127.0.0.1",
-            "-x",
-            "-LLL",
-            "-D",
-            dn,
-            "-w",
-            password,
-        ])
-        .args(["-b", "", "-s", "base", "1.1"])
-        .output()
-        .expect("run ldapsearch")
-        .status
-        .success()
-}
-
-/// Outside witness: `pwdLastSet` as `ldapsearch` as Administrator sees it.
-fn witness_pwd_last_set(lab: &AdLab, dn: &str) -> String {
-    let out = Command::new("ldapsearch")
-        .env("LDAPTLS_CACERT", &lab.ca_pem)
-        .env("LDAPTLS_REQCERT", "demand")
-        .args([
-            "-H",
-            "ldaps://127.0.0.1",
-            "-x",
-            "-LLL",
-            "-D",
-            &lab.admin_dn,
-            "-w",
-        ])
-        .arg(lab.admin_password.expose_secret())
-        .args(["-b", dn, "-s", "base", "pwdLastSet"])
-        .output()
-        .expect("run ldapsearch");
-    assert!(out.status.success(), "ldapsearch {dn}");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("pwdLastSet: "))
-        .expect("pwdLastSet present")
-        .to_owned()
-}
-
-fn base(lab: &AdLab) -> Builder {
-    Config::builder()
-        .url(&lab.url)
-        .ca_pem_file(&lab.ca_pem)
-        .base_dn(&lab.base_dn)
-        .connect_timeout(Duration::from_secs(10))
-        .request_timeout(Duration::from_secs(20))
-}
-
-fn admin(lab: &AdLab) -> AdClient {
-    AdClient::new(
-        base(lab)
-            .bind(&lab.admin_dn, lab.admin_password.clone())
-            .build()
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-fn delegate(lab: &AdLab) -> AdClient {
-    AdClient::new(
-        base(lab)
-            .bind(&lab.delegate_dn, lab.delegate_password.clone())
-            .build()
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-fn new_password() -> SecretString {
-    AdComplexity::new(24).build().unwrap().generate()
-}
+use common::*;
 
 fn rotator() -> Rotator {
     Rotator::new(
