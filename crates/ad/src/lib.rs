@@ -17,7 +17,9 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use credwheel_ad::{AccountRef, AdClient, AdTarget, Config};
-//! use credwheel_state::{Key, MemoryStore, RotationMethod, Rotator, RotatorConfig, Sealer};
+//! use credwheel_state::{
+//!     Key, MemoryStore, RotateOptions, RotationMethod, Rotator, RotatorConfig, Schedule, Sealer,
+//! };
 //! use secrecy::SecretString;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -40,8 +42,10 @@
 //!     Arc::new(Sealer::new("k1", Key::generate()?)?),
 //!     RotatorConfig::with_holder("example"),
 //! );
-//! rotator.enroll(&id, &SecretString::from("known current password"), None).await?;
-//! rotator.rotate(&target, &id, &policy, RotationMethod::AdminReset).await?;
+//! rotator.enroll(&id, &SecretString::from("known current password"), Schedule::None).await?;
+//! rotator
+//!     .rotate(&target, &id, &policy, RotateOptions::new(RotationMethod::AdminReset))
+//!     .await?;
 //! # Ok(())
 //! # }
 //! ```
