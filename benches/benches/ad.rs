@@ -197,16 +197,16 @@ fn main() {
     let target_dn = dn(&lab);
     let (mut pooled_ratio, mut new_ratio) = (Vec::new(), Vec::new());
     let (mut ours_p, mut py_p, mut ours_n, mut py_n) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..3 {
-        let o = rt.block_on(pooled(&client, &account, &p, 15)).as_secs_f64() / 15.0;
-        let Some(py) = python("pooled", 15, &target_dn) else {
+    for _ in 0..5 {
+        let o = rt.block_on(pooled(&client, &account, &p, 12)).as_secs_f64() / 12.0;
+        let Some(py) = python("pooled", 12, &target_dn) else {
             return;
         };
         pooled_ratio.push(o / py);
         ours_p.push(o);
         py_p.push(py);
-        let o = rt.block_on(fresh(&cfg, &account, &p, 8)).as_secs_f64() / 8.0;
-        let Some(py) = python("new", 8, &target_dn) else {
+        let o = rt.block_on(fresh(&cfg, &account, &p, 6)).as_secs_f64() / 6.0;
+        let Some(py) = python("new", 6, &target_dn) else {
             return;
         };
         new_ratio.push(o / py);
@@ -214,7 +214,7 @@ fn main() {
         py_n.push(py);
     }
     println!(
-        "\nAD password sets (unicodePwd replace), ms per set, median of 3 alternating rounds:"
+        "\nAD password sets (unicodePwd replace), ms per set, median of 5 alternating rounds:"
     );
     println!(
         "{:<16} {:>10} {:>10} {:>22}",

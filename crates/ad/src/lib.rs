@@ -50,6 +50,50 @@
 //! # }
 //! ```
 //!
+//! # Roles and the check-out library
+//!
+//! [`Roles`] serves Vault AD engine semantics over any `credwheel_state` store:
+//! `creds(role)` returns user name, current and last password, when it was set and
+//! when it expires; a read past the TTL rotates first, exactly once however many
+//! readers (in one process or many sharing the store); roles are stored in the
+//! store's configuration documents; import with a known password or rotate at
+//! import (the default); self-managed roles change their own password;
+//! out-of-band changes (AD's `pwdLastSet` later than our baseline plus 5 s) are
+//! healed; [`Roles::rotate_role`] and [`Roles::rotate_root`].
+//!
+//! [`Library`] lends service accounts from sets (Vault's library): at most one
+//! borrower per account, a rotation at every check-in, expiry check-in by a
+//! reaper task and lazily, check-in enforcement, forced check-in, and a typed
+//! [`ErrorKind::NoAccountsAvailable`]. A check-in whose rotation fails leaves the
+//! account unavailable, never lent with its old password.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use credwheel_ad::{AccountRef, AdClient, AdTarget, Config, RoleSpec, Roles, RolesConfig};
+//! use credwheel_state::{Key, Rotator, RotatorConfig, Sealer, SqliteStore};
+//! use secrecy::{ExposeSecret, SecretString};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let config = Config::builder().url("ldaps://dc1").bind("CN=a,DC=example,DC=com", SecretString::from("x")).base_dn("DC=example,DC=com").build()?;
+//! let target = Arc::new(AdTarget::new(AdClient::new(config)?));
+//! let store = Arc::new(SqliteStore::open("/var/lib/credwheel/state.db", Default::default())?);
+//! let rotator = Arc::new(Rotator::new(
+//!     store,
+//!     Arc::new(Sealer::new("k1", Key::from_file("/etc/credwheel/key")?)?),
+//!     RotatorConfig::default(),
+//! ));
+//! let roles = Roles::open(target, rotator, RolesConfig::default()).await?;
+//! roles
+//!     .create_role(RoleSpec::new("web", AccountRef::upn("svc-web@example.com"), "10h")?)
+//!     .await?;
+//! let creds = roles.creds("web").await?; // rotates first once the 10 h are over
+//! println!("{} until {:?}", creds.username, creds.expires_at);
+//! # let _ = creds.current.expose_secret();
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Connections
 //!
 //! - **TLS is rustls** (ring provider) through `ldap3`'s `tls-rustls-ring`

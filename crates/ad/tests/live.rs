@@ -859,3 +859,67 @@ async fn spans_logs_and_metrics_never_carry_passwords() {
     );
     reset(&lab, "svc-app5");
 }
+
+#[tokio::test]
+async fn unlock_after_rotation_clears_a_lockout() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let _g = lock("svc-app4").await;
+    reset(&lab, "svc-app4");
+    let dn = dn_of(&lab, "svc-app4");
+    let client = AdClient::new(
+        base(&lab)
+            .bind(&lab.admin_dn, lab.admin_password.clone())
+            .unlock_after_rotation(true)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let r = AccountRef::sam("svc-app4");
+    let wrong = SecretString::from("Wrong-Pass-123!");
+    for _ in 0..3 {
+        assert!(!client.verify_password(&r, &wrong).await.unwrap());
+    }
+    assert!(client.find_account(&r).await.unwrap().is_locked());
+    let target = AdTarget::new(client.clone());
+    let id = target.id(&r).unwrap();
+    let pw = new_password();
+    target.reset(&id, &pw).await.unwrap();
+    assert!(!client.find_account(&r).await.unwrap().is_locked());
+    assert!(witness_binds(&lab, &dn, pw.expose_secret()));
+    reset(&lab, "svc-app4");
+}
+
+#[tokio::test]
+async fn binds_fall_back_to_the_last_bind_password() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let _g = lock("svc-app1").await;
+    reset(&lab, "svc-app1");
+    let client = AdClient::new(
+        base(&lab)
+            .bind(dn_of(&lab, "svc-app1"), lab.account_password.clone())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    // As if the bind password had just been changed on another DC: the new one is
+    // not known here yet, the previous (configured) one still works.
+    client.set_bind_password(SecretString::from("Not-Yet-Replicated-1!"));
+    client.check_bind().await.unwrap();
+    // Without a working fallback the bind fails with a typed error.
+    let fresh = AdClient::new(
+        base(&lab)
+            .bind(
+                dn_of(&lab, "svc-app1"),
+                SecretString::from("Wrong-Again-2!"),
+            )
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = fresh.check_bind().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidCredentials);
+}
