@@ -923,3 +923,38 @@ async fn binds_fall_back_to_the_last_bind_password() {
     let e = fresh.check_bind().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidCredentials);
 }
+
+#[tokio::test]
+async fn an_account_stays_on_its_pinned_controller() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let _g = lock("svc-app3").await;
+    reset(&lab, "svc-app3");
+    // Two names of the one lab DC stand for two controllers.
+    let first = "ldaps://localhost:636";
+    let client = AdClient::new(
+        Config::builder()
+            .url(first)
+            .url(&lab.url)
+            .ca_pem_file(&lab.ca_pem)
+            .base_dn(&lab.base_dn)
+            .bind(&lab.admin_dn, lab.admin_password.clone())
+            .dc_pin_ttl(Duration::from_millis(1_500))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let target = AdTarget::new(client);
+    let id = target.id(&AccountRef::sam("svc-app3")).unwrap();
+    assert_eq!(target.pinned_dc(&id), None);
+    let pw = new_password();
+    target.reset(&id, &pw).await.unwrap();
+    assert_eq!(target.pinned_dc(&id).as_deref(), Some(first));
+    assert!(target.check(&id, &pw).await.unwrap());
+    assert!(target.last_set(&id).await.unwrap().is_some());
+    assert_eq!(target.pinned_dc(&id).as_deref(), Some(first));
+    tokio::time::sleep(Duration::from_millis(1_700)).await;
+    assert_eq!(target.pinned_dc(&id), None, "the pin lapses");
+    reset(&lab, "svc-app3");
+}
