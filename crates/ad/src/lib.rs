@@ -130,7 +130,10 @@
 //! names, DNs and controller URLs, never a password. Counters and a histogram go
 //! through the `metrics` facade: `credwheel_ad_operations_total{op,outcome}`,
 //! `credwheel_ad_failures_total{op,kind}`, `credwheel_ad_operation_ms{op}`,
-//! `credwheel_ad_target_calls_total{op,outcome}`,
+//! `credwheel_ad_target_calls_total{op,outcome}`, `credwheel_ad_password_changes_total{method}`,
+//! `credwheel_ad_password_change_failures_total{method,kind}`,
+//! `credwheel_ad_checkouts_total{set}`, `credwheel_ad_checkout_unavailable_total{set}`,
+//! `credwheel_ad_checkins_total{set,outcome}`, `credwheel_ad_out_of_band_changes_total`,
 //! `credwheel_ad_connections_opened_total`, `credwheel_ad_failovers_total`.
 //!
 //! # Security considerations

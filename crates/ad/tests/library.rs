@@ -243,3 +243,49 @@ async fn a_failed_check_in_rotation_never_lends_the_old_password() {
     assert!(witness_binds(&lab, &dn, again.password.expose_secret()));
     reset(&lab, "svc-app3");
 }
+
+#[tokio::test]
+async fn the_reaper_task_checks_expired_leases_in() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let _g = lock("svc-app1").await;
+    reset(&lab, "svc-app1");
+    let dn = dn_of(&lab, "svc-app1");
+    let rotator = Arc::new(Rotator::new(
+        Arc::new(MemoryStore::new()),
+        Arc::new(Sealer::new("k1", Key::generate().unwrap()).unwrap()),
+        RotatorConfig::with_holder("reaper-test"),
+    ));
+    let lib = Arc::new(Library::new(
+        Arc::new(AdTarget::new(admin(&lab))),
+        rotator.clone(),
+        AdComplexity::new(20).build().unwrap(),
+    ));
+    lib.create_set(
+        "reaped",
+        &[AccountRef::sam("svc-app1")],
+        &SetOptions::default(),
+    )
+    .await
+    .unwrap();
+    let reaper = lib.spawn_reaper(Duration::from_millis(200));
+    let lent = lib
+        .check_out("reaped", "alice", Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    let writes = witness_password_writes(&lab, &dn);
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    // Read the store directly: no lazy check-in by the library here.
+    let members = rotator.store().set_members("reaped").await.unwrap();
+    reaper.abort();
+    assert_eq!(members[0].state, credwheel_state::MemberState::Available);
+    assert_eq!(witness_password_writes(&lab, &dn), writes + 1);
+    let creds = rotator.credentials(&members[0].account).await.unwrap();
+    assert_ne!(
+        creds.current().expose_secret(),
+        lent.password.expose_secret()
+    );
+    assert!(witness_binds(&lab, &dn, creds.current().expose_secret()));
+    reset(&lab, "svc-app1");
+}

@@ -515,6 +515,35 @@ async fn health_tells_wrong_disabled_and_must_change_apart() {
     let h = client.health(&r, &lab.account_password).await.unwrap();
     assert_eq!(h.status(), HealthStatus::MustChangePassword, "{h:?}");
     reset(&lab, "svc-app6");
+
+    // accountExpires in the past (1970): data 701. Restored to "never" with the
+    // same tool (samba-tool's --noexpiry would also set "password never expires").
+    let set_expiry = |value: &str| {
+        let ldif = format!(
+            "dn: {}\nchangetype: modify\nreplace: accountExpires\naccountExpires: {value}\n",
+            dn_of(&lab, "svc-app6")
+        );
+        let mut child = Command::new("ldapmodify")
+            .env("LDAPTLS_CACERT", &lab.ca_pem)
+            .args(["-H", "ldaps://127.0.0.1", "-x", "-D", &lab.admin_dn, "-w"])
+            .arg(lab.admin_password.expose_secret())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(ldif.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    set_expiry("116444736000000000");
+    let h = client.health(&r, &lab.account_password).await;
+    set_expiry("9223372036854775807");
+    assert_eq!(h.unwrap().status(), HealthStatus::AccountExpired);
     assert!(
         client
             .health(&r, &lab.account_password)
