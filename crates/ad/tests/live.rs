@@ -987,3 +987,114 @@ async fn an_account_stays_on_its_pinned_controller() {
     assert_eq!(target.pinned_dc(&id), None, "the pin lapses");
     reset(&lab, "svc-app3");
 }
+
+/// A TCP relay to the DC that counts connections and can cut them all.
+struct Relay {
+    port: u16,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    async fn start(upstream: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (a, c) = (accepted.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut down, _) = listener.accept().await.unwrap();
+                a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let h = tokio::spawn(async move {
+                    let mut up = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
+                        .await
+                        .unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                });
+                c.lock().unwrap().push(h.abort_handle());
+            }
+        });
+        Self {
+            port,
+            accepted,
+            conns,
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Cuts every relayed connection (both sockets are dropped).
+    fn cut(&self) {
+        for h in self.conns.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_is_bounded_and_broken_connections_are_replaced() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let _g = lock("svc-app5").await;
+    reset(&lab, "svc-app5");
+    let relay = Relay::start(636).await;
+    // Same CA and SAN (localhost), through the relay.
+    let client = AdClient::new(
+        Config::builder()
+            .url(format!("ldaps://localhost:{}", relay.port))
+            .ca_pem_file(&lab.ca_pem)
+            .base_dn(&lab.base_dn)
+            .bind(&lab.admin_dn, lab.admin_password.clone())
+            .pool_size(2)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let r = AccountRef::sam("svc-app5");
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (client, r, pw) = (client.clone(), r.clone(), lab.account_password.clone());
+        tasks.push(tokio::spawn(async move {
+            if i % 4 == 0 {
+                assert!(client.verify_password(&r, &pw).await.unwrap());
+            } else {
+                client.find_account(&r).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let opened = relay.accepted();
+    assert!(
+        (2..=4).contains(&opened),
+        "2 pools of at most 2 connections, {opened} opened"
+    );
+
+    // Cut every connection under the pool's feet: the next operations reconnect.
+    relay.cut();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    client.find_account(&r).await.unwrap();
+    assert!(
+        client
+            .verify_password(&r, &lab.account_password)
+            .await
+            .unwrap()
+    );
+    let pw = new_password();
+    client.reset_password(&r, &pw).await.unwrap();
+    assert!(witness_binds(
+        &lab,
+        &dn_of(&lab, "svc-app5"),
+        pw.expose_secret()
+    ));
+    assert!(
+        relay.accepted() > opened,
+        "new connections replaced the cut ones"
+    );
+    reset(&lab, "svc-app5");
+}
