@@ -167,6 +167,6 @@ pub use client::{AdClient, Health, HealthStatus};
 pub use config::{Builder, Config, DcUrl, TlsVersion, Transport};
 pub use domain_policy::{AD_MAX_PASSWORD_LENGTH, PasswordRules, RulesSource};
 pub use error::{Error, ErrorKind, PolicyViolation, Result};
-pub use library::{AccountStatus, CheckedIn, CheckedOut, Library, SetOptions};
+pub use library::{AccountStatus, CheckedIn, CheckedOut, Library, SET_POLICY_KIND, SetOptions};
 pub use roles::{Import, MAX_ROLE_NAME, ROLE_KIND, Role, RoleCreds, RoleSpec, Roles, RolesConfig};
 pub use target::{AdTarget, TARGET_KIND};

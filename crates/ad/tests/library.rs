@@ -289,3 +289,50 @@ async fn the_reaper_task_checks_expired_leases_in() {
     assert!(witness_binds(&lab, &dn, creds.current().expose_secret()));
     reset(&lab, "svc-app1");
 }
+
+#[tokio::test]
+async fn a_set_can_have_its_own_password_policy() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let _g = lock("svc-app2").await;
+    reset(&lab, "svc-app2");
+    let lib = library(&lab);
+    let hcl = r#"
+        length = 32
+        rule "charset" { charset = "abcdefghijklmnopqrstuvwxyz" min-chars = 1 }
+        rule "charset" { charset = "ABCDEFGHIJKLMNOPQRSTUVWXYZ" min-chars = 1 }
+        rule "charset" { charset = "0123456789" min-chars = 1 }
+    "#;
+    // A policy the domain would refuse is a configuration error up front.
+    let e = lib
+        .create_set(
+            "weak",
+            &[AccountRef::sam("svc-app2")],
+            &SetOptions::default().policy_hcl(
+                r#"length = 30
+                rule "charset" { charset = "abcdefghijklmnopqrstuvwxyz" min-chars = 1 }"#,
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    lib.create_set(
+        "long",
+        &[AccountRef::sam("svc-app2")],
+        &SetOptions::default().policy_hcl(hcl),
+    )
+    .await
+    .unwrap();
+    let c = lib.check_out("long", "alice", None).await.unwrap();
+    assert_eq!(c.password.expose_secret().chars().count(), 32);
+    assert!(witness_binds(
+        &lab,
+        &dn_of(&lab, "svc-app2"),
+        c.password.expose_secret()
+    ));
+    lib.check_in("long", "alice", &[]).await.unwrap();
+    let c = lib.check_out("long", "bob", None).await.unwrap();
+    assert_eq!(c.password.expose_secret().chars().count(), 32);
+    reset(&lab, "svc-app2");
+}
