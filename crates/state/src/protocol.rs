@@ -768,17 +768,29 @@ impl Rotator {
         method: RotationMethod,
         wait: Duration,
     ) -> Result<Credentials> {
-        let c = self.credentials(id).await?;
-        if !c.is_due(self.now()) {
-            return Ok(c);
-        }
-        let opts = RotateOptions::new(method)
-            .precondition(Precondition::IfVersion(c.version()))
-            .wait(wait);
-        match self.rotate(target, id, source, opts).await {
-            Ok(_) => self.credentials(id).await,
-            Err(StateError::InFlight { .. }) => Ok(c),
-            Err(e) => Err(e),
+        let started = std::time::Instant::now();
+        loop {
+            let c = self.credentials(id).await?;
+            if !c.is_due(self.now()) {
+                return Ok(c);
+            }
+            let Some(left) = wait.checked_sub(started.elapsed()) else {
+                return Ok(c);
+            };
+            let opts = RotateOptions::new(method)
+                .precondition(Precondition::IfVersion(c.version()))
+                .wait(left);
+            match self.rotate(target, id, source, opts).await {
+                // Someone else wrote meanwhile (perhaps only the pending record of
+                // a rotation still in flight): read again, wait for it if needed.
+                Ok(RotationOutcome::Skipped {
+                    reason: SkipReason::VersionChanged,
+                    ..
+                }) => {}
+                Ok(_) => return self.credentials(id).await,
+                Err(StateError::InFlight { .. }) => return Ok(c),
+                Err(e) => return Err(e),
+            }
         }
     }
 

@@ -258,7 +258,6 @@ async fn crash_in_second_rotation_shortly_after_first() {
 /// point (while the runtime really waits on the store), and a fresh store handle,
 /// as a new process would open, recovers. Second rotations follow the first
 /// shortly, against a realistic target.
-#[allow(dead_code)] // used by the SQL store tests
 pub(super) async fn crash_matrix_on(
     open: impl Fn() -> Arc<dyn StateStore>,
     fresh_db: impl Fn() -> Arc<dyn StateStore>,
