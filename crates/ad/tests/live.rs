@@ -677,18 +677,10 @@ async fn sigkill_mid_rotation_recovers() {
             sealer.clone(),
             RotatorConfig::with_holder("crash-parent"),
         );
-        match rotator
+        rotator
             .enroll(&id, &lab.account_password, Schedule::None)
             .await
-        {
-            Ok(_) => {}
-            // The SQLite store is being moved to the new record schema.
-            Err(credwheel_state::StateError::Unavailable(m)) if m.contains("new schema") => {
-                eprintln!("skipping: SqliteStore: {m}");
-                return;
-            }
-            Err(e) => panic!("{e}"),
-        }
+            .unwrap();
     }
 
     let mut child = Command::new(std::env::current_exe().unwrap())

@@ -297,11 +297,6 @@ async fn pg_roles(lab: &credwheel_testlab::AdLab) -> Option<Roles> {
     .await
     {
         Ok(r) => Some(r),
-        // The PostgreSQL store is being moved to the new record schema.
-        Err(e) if e.diagnostic().is_some_and(|d| d.contains("new schema")) => {
-            eprintln!("skipping: PgStore: {e}");
-            None
-        }
         Err(e) => panic!("{e}"),
     }
 }
