@@ -45,6 +45,7 @@ async fn borrowers_never_share_an_account_and_none_left_is_typed() {
             witness_password_writes(&lab, &dn_of(&lab, n))
         })
         .collect();
+    let counters = install_counters();
     let lib = library(&lab);
     let accounts: Vec<AccountRef> = names.iter().map(|n| AccountRef::sam(*n)).collect();
     let status = lib
@@ -86,6 +87,14 @@ async fn borrowers_never_share_an_account_and_none_left_is_typed() {
     }
     assert_eq!(lent.len(), 3);
     assert_eq!(unavailable, 7);
+    let counted = counters.0.lock().unwrap().clone();
+    assert_eq!(
+        counted
+            .iter()
+            .filter(|c| *c == "credwheel_ad_checkout_unavailable_total{set=pool}")
+            .count(),
+        7
+    );
     let status = lib.status("pool").await.unwrap();
     assert!(status.iter().all(|s| !s.available && s.borrower.is_some()));
     let n = lib.force_check_in("pool", &[]).await.unwrap();

@@ -775,62 +775,6 @@ impl tracing::Subscriber for Capture {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
-/// Counts every counter increment by name and labels.
-#[derive(Default)]
-struct Counters(std::sync::Mutex<Vec<String>>);
-
-struct OneCounter(String, &'static Counters);
-impl metrics::CounterFn for OneCounter {
-    fn increment(&self, _: u64) {
-        self.1.0.lock().unwrap().push(self.0.clone());
-    }
-    fn absolute(&self, _: u64) {}
-}
-
-impl metrics::Recorder for &'static Counters {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        let labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        metrics::Counter::from_arc(Arc::new(OneCounter(
-            format!("{}{{{}}}", key.name(), labels.join(",")),
-            self,
-        )))
-    }
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
-    }
-    fn register_histogram(
-        &self,
-        _: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        metrics::Histogram::noop()
-    }
-}
-
 #[tokio::test]
 async fn spans_logs_and_metrics_never_carry_passwords() {
     let Some(lab) = credwheel_testlab::ad() else {
@@ -838,8 +782,7 @@ async fn spans_logs_and_metrics_never_carry_passwords() {
     };
     let _g = lock("svc-app5").await;
     reset(&lab, "svc-app5");
-    static COUNTERS: std::sync::LazyLock<Counters> = std::sync::LazyLock::new(Counters::default);
-    metrics::set_global_recorder(&*COUNTERS).unwrap();
+    let counters = install_counters();
     let capture = Capture::default();
     let guard = tracing::subscriber::set_default(capture.clone());
 
@@ -868,7 +811,7 @@ async fn spans_logs_and_metrics_never_carry_passwords() {
     ] {
         assert!(!logs.contains(secret), "a password reached the logs");
     }
-    let counted = COUNTERS.0.lock().unwrap().join("\n");
+    let counted = counters.0.lock().unwrap().join("\n");
     assert!(
         counted.contains("credwheel_ad_operations_total{op=reset_password,outcome=ok}"),
         "{counted}"
