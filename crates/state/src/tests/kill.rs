@@ -382,7 +382,7 @@ async fn child_entry() {
         let r = Rotator::new(store, sealer(), child_config());
         let mut i = 0u64;
         loop {
-            let method = if i % 2 == 0 {
+            let method = if i.is_multiple_of(2) {
                 RotationMethod::AdminReset
             } else {
                 RotationMethod::SelfChange
