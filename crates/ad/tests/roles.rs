@@ -125,6 +125,16 @@ async fn import_rotates_by_default_and_rotate_role_keeps_the_last_password() {
     );
     assert!(witness_binds(&lab, &dn, c3.current.expose_secret()));
     assert_eq!(witness_password_writes(&lab, &dn), writes + 2);
+    assert!(roles.health("svc3").await.unwrap().is_ok());
+    roles.unlock("svc3").await.unwrap();
+    // Changed behind our back (later than the tolerance): the stored password
+    // still binds on Samba for a while, but the health check says what happened.
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    reset(&lab, "svc-app3");
+    assert_eq!(
+        roles.health("svc3").await.unwrap().status(),
+        credwheel_ad::HealthStatus::ChangedElsewhere
+    );
     assert_eq!(roles.list_roles().await.unwrap(), vec!["svc3".to_owned()]);
     let e = roles.creds("nope").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
