@@ -299,6 +299,17 @@ async fn untrusted_ca_is_a_tls_error() {
     assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
     assert_eq!(e.target_kind(), TargetErrorKind::Unavailable);
     assert_eq!(before, witness_pwd_last_set(&lab, &dn));
+
+    // Only the explicitly dangerous option connects without verification.
+    let insecure = Config::builder()
+        .url(&lab.url)
+        .base_dn(&lab.base_dn)
+        .bind(&lab.admin_dn, lab.admin_password.clone())
+        .danger_disable_certificate_verification()
+        .build()
+        .unwrap();
+    assert!(!insecure.verifies_certificates());
+    AdClient::new(insecure).unwrap().check_bind().await.unwrap();
 }
 
 #[tokio::test]
