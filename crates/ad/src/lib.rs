@@ -148,6 +148,9 @@
 //!   inject into a filter. An explicit DN is used as given, never re-resolved.
 //! - An empty password is never sent in a bind (LDAP would treat it as an
 //!   anonymous bind that "succeeds").
+//! - What can panic: nothing in this crate on any input or server answer; `ldap3`
+//!   itself panics if a server sends a search entry that is not valid BER
+//!   (`SearchEntry::construct`).
 //! - Verification binds count as logons: a wrong password adds to the account's
 //!   bad-password count and can lock it out.
 #![deny(missing_docs)]

@@ -201,7 +201,7 @@ async fn self_managed_role_rotates_with_its_own_password() {
             .unwrap(),
     )
     .unwrap();
-    let roles = roles(client, RolesConfig::default()).await;
+    let roles = roles(client, quick()).await;
     let spec = RoleSpec::new("selfie", AccountRef::sam("svc-app6"), "1h")
         .unwrap()
         .self_managed(true);
@@ -223,6 +223,12 @@ async fn self_managed_role_rotates_with_its_own_password() {
     let c2 = roles.creds("selfie").await.unwrap();
     assert_ne!(c.current.expose_secret(), c2.current.expose_secret());
     assert!(witness_binds(&lab, &dn, c2.current.expose_secret()));
+
+    // Reset elsewhere: a self-managed role cannot heal itself; it says so.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    reset(&lab, "svc-app6");
+    let e = roles.creds("selfie").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NeedsOperator, "{e}");
     reset(&lab, "svc-app6");
 }
 
