@@ -1105,3 +1105,42 @@ async fn minimum_tls_version_is_enforced() {
     server.wait().unwrap();
     assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
 }
+
+#[tokio::test]
+async fn a_client_certificate_is_loaded_and_offered() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=credwheel test client"])
+        .arg("-keyout")
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(dir.path().join("cert.pem"))
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(ok, "openssl req");
+    let cert = std::fs::read(dir.path().join("cert.pem")).unwrap();
+    let key = std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
+    let config = base(&lab)
+        .bind(&lab.admin_dn, lab.admin_password.clone())
+        .client_cert(cert.clone(), SecretString::from(key))
+        .build()
+        .unwrap();
+    // The DC does not ask for one, so the bind works as without.
+    AdClient::new(config).unwrap().check_bind().await.unwrap();
+    // A key that is not a key is a configuration error.
+    let e = base(&lab)
+        .bind(&lab.admin_dn, lab.admin_password.clone())
+        .client_cert(cert, SecretString::from("not a key"))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(!e.to_string().contains("not a key"));
+}
