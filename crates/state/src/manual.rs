@@ -116,8 +116,11 @@
 //! the target's clock only, so our clock's skew and the time since our last
 //! rotation do not matter:
 //!
-//! - unchanged → the pending password never landed: **roll back** (no logon
-//!   attempt at all);
+//! - unchanged → the pending password never landed: **roll back**, without any
+//!   logon attempt when the target's times have sub-second precision (AD's
+//!   `pwdLastSet`); a target that keeps whole seconds (a `tdbsam` SAM) could have
+//!   taken it within the same second as our last commit, so there the pending
+//!   password is verified once first (verifies → roll forward);
 //! - changed and the pending password verifies → **roll forward**, unless the
 //!   change happened after the attempt's stored deadline (plus
 //!   [`clock_skew_ms`](crate::RotatorConfig::clock_skew_ms)): our attempt never
@@ -184,7 +187,7 @@
 //! |---|---|---|---|
 //! | during or after claim | unchanged | old password | nothing pending: `Clean` |
 //! | during write-pending (not committed) | unchanged | old | `Clean` |
-//! | after write-pending committed | pending P | old, `pwdLastSet` = baseline | roll back, no logon |
+//! | after write-pending committed | pending P | old, `pwdLastSet` = baseline | roll back (no logon if the target's clock has sub-second precision) |
 //! | during apply, not applied | pending P | old | roll back |
 //! | during apply, applied (reply lost) | pending P | P, `pwdLastSet` > baseline | P verifies → roll forward |
 //! | during or after verify / last-set | pending P | P | roll forward |
@@ -284,8 +287,8 @@
 //!   connector. Connection strings (which may hold the database password) never
 //!   appear in errors.
 //! - **Lockout.** Settling a crash verifies at most one password when the target
-//!   reports "password last set" (none at all when it did not change), at most two
-//!   otherwise; a record that needs an operator is never verified again
+//!   reports "password last set" (none when it did not change and reports
+//!   sub-second times), at most two otherwise; a record that needs an operator is never verified again
 //!   automatically; every failure kind backs off; a refused stored password on a
 //!   self-change or a locked account stops automatic work at once.
 //! - **Clocks.** Claims and leases compare callers' clocks; instances sharing a store

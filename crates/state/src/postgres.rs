@@ -542,8 +542,24 @@ impl PgStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Reads are single statements outside a transaction: they get the
+        // statement timeout as a session setting of each new connection (writes
+        // set it per transaction, which survives a pooling proxy).
+        let session = format!(
+            "SET statement_timeout = {}",
+            options.statement_timeout.as_millis().max(1)
+        );
         let pool = Pool::builder(mgr)
             .max_size(options.pool_size.max(1))
+            .post_create(deadpool_postgres::Hook::async_fn(move |client, _| {
+                let session = session.clone();
+                Box::pin(async move {
+                    client
+                        .batch_execute(&session)
+                        .await
+                        .map_err(deadpool_postgres::HookError::Backend)
+                })
+            }))
             .build()
             .map_err(|e| StateError::Unavailable(format!("postgres pool: {e}")))?;
         Ok(Self {

@@ -293,3 +293,38 @@ CREATE TABLE IF NOT EXISTS cw_members (
 CREATE INDEX IF NOT EXISTS cw_members_set ON cw_members (set_name) WHERE lease_id IS NULL;
 CREATE INDEX IF NOT EXISTS cw_members_expiry ON cw_members (expires_at) WHERE lease_id IS NOT NULL;
 ";
+
+/// Writes carry the statement timeout in their transaction: a write blocked by
+/// another session's row lock fails after it instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_statement_timeout_bounds_a_blocked_write() {
+    let Some(pg) = fresh().await else { return };
+    let mut opts = PgOptions::with_schema(&pg.schema);
+    opts.statement_timeout = std::time::Duration::from_millis(300);
+    let store = PgStore::connect(&pg.url, opts).await.unwrap();
+    let id = crate::conformance::unique_id("ad");
+    store
+        .create_record(&crate::Record::new(id.clone()))
+        .await
+        .unwrap();
+    let raw = pg.raw().await;
+    raw.batch_execute(&format!(
+        "BEGIN; SELECT 1 FROM \"{}\".cw_records WHERE account = '{}' FOR UPDATE",
+        pg.schema,
+        id.account()
+    ))
+    .await
+    .unwrap();
+    let rec = store.get_record(&id).await.unwrap();
+    let t = std::time::Instant::now();
+    let err = store.compare_and_swap(&rec, 1, None).await.unwrap_err();
+    assert!(
+        matches!(&err, crate::StateError::Unavailable(m) if m.contains("57014")),
+        "{err:?}"
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    raw.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(store.compare_and_swap(&rec, 1, None).await.unwrap(), 2);
+    drop(raw);
+    pg.drop_schema().await;
+}
