@@ -4,9 +4,26 @@
 //! on the `smb` crate), DCE/RPC over the `\PIPE\samr` named pipe, and the SAMR calls
 //! that reset a local account's password as an administrator
 //! (SamrSetInformationUser2) or change it as the account itself
-//! (SamrUnicodeChangePasswordUser2), plus verifying the new credentials.
+//! (SamrUnicodeChangePasswordUser4/2), plus verifying the new credentials.
 //!
 //! **Does not own:** domain controllers (use `credwheel-ad`), storing passwords
 //! (`credwheel-state`) or generating them (`credwheel-policy`).
-//!
-//! This crate is filled in by a later issue.
+
+mod client;
+mod config;
+mod error;
+mod rpc;
+mod session_key;
+#[allow(dead_code)] // used by the rotation target
+mod status;
+mod transport;
+
+pub use config::{
+    AccountName, ChangeCall, LoginMethod, NameRules, PasswordEncryption, SamConfig,
+    SamConfigBuilder, TransportSecurity, check_user_name,
+};
+pub use error::{Call, Error, NdrError, Result};
+pub use session_key::SessionKey;
+pub use status::NtStatus;
+#[cfg(test)]
+mod live_probe;
