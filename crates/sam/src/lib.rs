@@ -10,3 +10,11 @@
 //! (`credwheel-state`) or generating them (`credwheel-policy`).
 //!
 //! This crate is filled in by a later issue.
+
+#[allow(dead_code)] // used by the rotation target
+mod error;
+#[allow(dead_code)] // used by the rotation target
+mod status;
+
+pub use error::{Call, Error, NdrError, Result};
+pub use status::NtStatus;
