@@ -146,21 +146,21 @@ impl fmt::Display for NtStatus {
 
 /// DCE/RPC fault: the requested operation number is out of range (the host does not
 /// serve this opnum). [MS-RPCE] `nca_s_op_rng_error`.
-pub const NCA_S_OP_RNG_ERROR: u32 = 0x1C01_0002;
+pub(crate) const NCA_S_OP_RNG_ERROR: u32 = 0x1C01_0002;
 /// DCE/RPC fault: unknown interface.
-pub const NCA_S_UNK_IF: u32 = 0x1C01_0003;
+pub(crate) const NCA_S_UNK_IF: u32 = 0x1C01_0003;
 /// DCE/RPC fault: protocol error.
-pub const NCA_S_PROTO_ERROR: u32 = 0x1C01_000B;
+pub(crate) const NCA_S_PROTO_ERROR: u32 = 0x1C01_000B;
 /// Windows RPC status: procedure number out of range (`RPC_S_PROCNUM_OUT_OF_RANGE`),
 /// which some servers return instead of `nca_s_op_rng_error`.
-pub const RPC_S_PROCNUM_OUT_OF_RANGE: u32 = 0x0000_06D1;
+pub(crate) const RPC_S_PROCNUM_OUT_OF_RANGE: u32 = 0x0000_06D1;
 /// Windows RPC status: access denied.
-pub const RPC_S_ACCESS_DENIED: u32 = 0x0000_0005;
+pub(crate) const RPC_S_ACCESS_DENIED: u32 = 0x0000_0005;
 /// Windows RPC status: the stub received bad data (`RPC_X_BAD_STUB_DATA`).
-pub const RPC_X_BAD_STUB_DATA: u32 = 0x0000_06F7;
+pub(crate) const RPC_X_BAD_STUB_DATA: u32 = 0x0000_06F7;
 
 /// Whether a fault code means "the server does not serve this opnum".
-pub fn fault_is_unknown_opnum(code: u32) -> bool {
+pub(crate) fn fault_is_unknown_opnum(code: u32) -> bool {
     matches!(code, NCA_S_OP_RNG_ERROR | RPC_S_PROCNUM_OUT_OF_RANGE)
 }
 
