@@ -190,6 +190,11 @@ impl SmbSession {
         self.dialect
     }
 
+    /// Closes the connection under the session, as a network drop would (tests).
+    pub(crate) async fn testing_disconnect(&self) {
+        let _ = self.conn.close().await;
+    }
+
     /// Closes the pipe, logs off and closes the connection (best effort).
     pub(crate) async fn close(mut self) {
         let _ = self.rpc.io_mut().pipe.close().await;

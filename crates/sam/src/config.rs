@@ -43,9 +43,12 @@ pub enum PasswordEncryption {
     AesWithRc4Fallback,
     /// AES only: a host that does not know level 31 is an error.
     AesOnly,
-    /// RC4 levels only. For tests that must exercise the RC4 path.
+    /// RC4 levels only (25, then 23). For tests that must exercise the RC4 path.
     #[doc(hidden)]
     TestingRc4Only,
+    /// RC4 level 23 only. For tests.
+    #[doc(hidden)]
+    TestingRc4Level23,
 }
 
 /// Which self-change call login-as-target starts with.

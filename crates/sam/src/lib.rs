@@ -9,15 +9,19 @@
 //! **Does not own:** domain controllers (use `credwheel-ad`), storing passwords
 //! (`credwheel-state`) or generating them (`credwheel-policy`).
 
+mod api;
 mod client;
 mod config;
 mod error;
+mod glue;
 mod rpc;
 mod session_key;
 #[allow(dead_code)] // used by the rotation target
 mod status;
+mod target;
 mod transport;
 
+pub use api::HostPasswordPolicy;
 pub use config::{
     AccountName, ChangeCall, LoginMethod, NameRules, PasswordEncryption, SamConfig,
     SamConfigBuilder, TransportSecurity, check_user_name,
@@ -25,5 +29,6 @@ pub use config::{
 pub use error::{Call, Error, NdrError, Result};
 pub use session_key::SessionKey;
 pub use status::NtStatus;
+pub use target::{SamTarget, check_policy_against_host};
 #[cfg(test)]
 mod live_probe;
