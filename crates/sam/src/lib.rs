@@ -14,6 +14,8 @@
 #[allow(dead_code)] // used by the rotation target
 mod error;
 #[allow(dead_code)] // used by the rotation target
+mod ndr;
+#[allow(dead_code)] // used by the rotation target
 mod status;
 
 pub use error::{Call, Error, NdrError, Result};
