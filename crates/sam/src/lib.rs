@@ -17,6 +17,8 @@ mod glue;
 mod rpc;
 mod session_key;
 #[allow(dead_code)] // used by the rotation target
+mod ndr;
+#[allow(dead_code)] // used by the rotation target
 mod status;
 mod target;
 mod transport;
