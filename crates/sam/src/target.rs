@@ -1,0 +1,761 @@
+//! [`SamTarget`]: a Windows host's local SAM as a credwheel rotation target.
+
+use std::future::Future;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use credwheel_state::{Millis, RotationMethod, RotationTarget, TargetError, TargetId};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::api::{ChangeOp, DomainSid, Handle, HostPasswordPolicy, ResetLevel, SamrApi, access};
+use crate::client::{self, Endpoint, SmbSession};
+use crate::config::{
+    AccountName, ChangeCall, LoginMethod, PasswordEncryption, SamConfig, check_user_name,
+};
+use crate::error::{Call, Error};
+use crate::status::NtStatus;
+
+/// Opens sessions; the real one speaks SMB, unit tests use a fake.
+pub(crate) trait Connector: Send + Sync {
+    type Session: SamrApi;
+    /// An authenticated session with SAMR bound.
+    fn open(
+        &self,
+        user: &AccountName,
+        password: &SecretString,
+    ) -> impl Future<Output = Result<Self::Session, Error>> + Send;
+    /// Only a logon (session setup) with these credentials.
+    fn logon(
+        &self,
+        user: &AccountName,
+        password: &SecretString,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Ends a session (best effort).
+    fn close(&self, session: Self::Session) -> impl Future<Output = ()> + Send;
+}
+
+/// The real connector.
+pub(crate) struct SmbConnector {
+    pub(crate) ep: Endpoint,
+}
+
+impl Connector for SmbConnector {
+    type Session = SmbSession;
+
+    async fn open(&self, user: &AccountName, password: &SecretString) -> Result<SmbSession, Error> {
+        SmbSession::open(&self.ep, user, password).await
+    }
+
+    async fn logon(&self, user: &AccountName, password: &SecretString) -> Result<(), Error> {
+        client::logon(&self.ep, user, password).await
+    }
+
+    async fn close(&self, session: SmbSession) {
+        session.close().await;
+    }
+}
+
+/// A session with the account domain open.
+pub(crate) struct DomainSession<S> {
+    s: S,
+    server: Handle,
+    domain: Handle,
+    policy: HostPasswordPolicy,
+}
+
+/// Whether an error means the session itself is gone (so a retry on a fresh session
+/// is the right answer).
+fn session_broken(e: &Error) -> bool {
+    match e {
+        Error::Smb(_) => true,
+        Error::Status { call, status } => {
+            *call == Call::Pipe || *status == NtStatus::INVALID_HANDLE
+        }
+        _ => false,
+    }
+}
+
+/// The categories of a character for Windows complexity: upper, lower, digit, other.
+fn category(c: char) -> usize {
+    if c.is_uppercase() {
+        0
+    } else if c.is_lowercase() {
+        1
+    } else if c.is_ascii_digit() {
+        2
+    } else {
+        3
+    }
+}
+
+/// Checks a concrete new password against the host's policy.
+pub(crate) fn check_password(
+    policy: &HostPasswordPolicy,
+    account: &str,
+    password: &str,
+) -> Result<(), Error> {
+    let n = password.chars().count();
+    if n < usize::from(policy.min_length) {
+        return Err(Error::HostPolicy(format!(
+            "the new password has {n} characters and the host requires at least {}: raise the policy's length",
+            policy.min_length
+        )));
+    }
+    if policy.complexity {
+        let mut seen = [false; 4];
+        for c in password.chars() {
+            seen[category(c)] = true;
+        }
+        if seen.iter().filter(|s| **s).count() < 3 {
+            return Err(Error::HostPolicy(
+                "the host requires complex passwords (3 of upper case, lower case, digits, symbols): add character classes to the policy".into(),
+            ));
+        }
+        if account.chars().count() >= 3 && password.to_lowercase().contains(&account.to_lowercase())
+        {
+            return Err(Error::HostPolicy(
+                "the host requires complex passwords, which may not contain the account name"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// How many distinct complexity categories every password of `policy` is certain to
+/// contain.
+fn guaranteed_categories(policy: &credwheel_policy::Policy) -> usize {
+    let single = |charset: &str| {
+        let mut cats = charset.chars().map(category);
+        let first = cats.next()?;
+        cats.all(|c| c == first).then_some(first)
+    };
+    let mut certain = [false; 4];
+    let mut best_count = 0;
+    for rule in policy.rules() {
+        let classes: Vec<_> = rule
+            .classes()
+            .iter()
+            .filter(|c| c.min_chars() > 0)
+            .collect();
+        let cats: Vec<Option<usize>> = classes.iter().map(|c| single(c.charset())).collect();
+        if rule.at_least() >= rule.classes().len() {
+            for c in cats.iter().flatten() {
+                certain[*c] = true;
+            }
+        } else if cats.iter().all(Option::is_some) {
+            let mut distinct: Vec<usize> = cats.iter().flatten().copied().collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if distinct.len() == cats.len() {
+                best_count = best_count.max(rule.at_least());
+            }
+        }
+    }
+    best_count.max(certain.iter().filter(|c| **c).count())
+}
+
+/// Checks that every password `policy` generates meets the host's policy.
+pub fn check_policy_against_host(
+    policy: &credwheel_policy::Policy,
+    host: &HostPasswordPolicy,
+) -> Result<(), Error> {
+    if policy.length() < usize::from(host.min_length) {
+        return Err(Error::HostPolicy(format!(
+            "the policy generates {} characters and the host requires at least {}: raise the policy's length",
+            policy.length(),
+            host.min_length
+        )));
+    }
+    if host.complexity && guaranteed_categories(policy) < 3 {
+        return Err(Error::HostPolicy(
+            "the host requires complex passwords: the policy must guarantee 3 of upper case, lower case, digits and symbols".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The rotation logic over any [`Connector`].
+pub(crate) struct Engine<C: Connector> {
+    pub(crate) connector: C,
+    pub(crate) config: SamConfig,
+    pool: Mutex<Vec<DomainSession<C::Session>>>,
+}
+
+impl<C: Connector> Engine<C> {
+    pub(crate) fn new(connector: C, config: SamConfig) -> Self {
+        Self {
+            connector,
+            config,
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, Vec<DomainSession<C::Session>>> {
+        self.pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn check_account(&self, account: &str) -> Result<(), Error> {
+        check_user_name(account, self.config.names)?;
+        if let Some((admin, _)) = &self.config.admin
+            && admin.user.eq_ignore_ascii_case(account)
+        {
+            return Err(Error::InvalidInput(
+                "the target account is the administrator this target logs in with; it cannot rotate itself".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn admin(&self) -> Result<&(AccountName, SecretString), Error> {
+        self.config.admin.as_ref().ok_or_else(|| {
+            Error::InvalidInput(
+                "this operation needs an administrator (login as root); configure SamConfigBuilder::admin".into(),
+            )
+        })
+    }
+
+    /// Opens a session, refuses domain controllers, opens the account domain and reads
+    /// its password policy.
+    async fn open_domain(
+        &self,
+        user: &AccountName,
+        password: &SecretString,
+    ) -> Result<DomainSession<C::Session>, Error> {
+        let mut s = self.connector.open(user, password).await?;
+        match Self::domain_on(&mut s).await {
+            Ok((server, domain, policy)) => Ok(DomainSession {
+                s,
+                server,
+                domain,
+                policy,
+            }),
+            Err(e) => {
+                self.connector.close(s).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn domain_on(s: &mut C::Session) -> Result<(Handle, Handle, HostPasswordPolicy), Error> {
+        let server = s.connect().await?;
+        let sid = Self::account_domain(s, &server).await?;
+        let domain = s.open_domain(&server, &sid, access::DOMAIN).await?;
+        let policy = s.password_policy(&domain).await?;
+        Ok((server, domain, policy))
+    }
+
+    /// The SID of the host's own account domain, or [`Error::DomainController`] when the
+    /// SAM holds the domain named in the NTLM challenge instead of the computer.
+    async fn account_domain(s: &mut C::Session, server: &Handle) -> Result<DomainSid, Error> {
+        let names = s.host_names().clone();
+        let computer = names.computer.ok_or_else(|| {
+            Error::Protocol("the host did not send its NetBIOS name in the NTLM challenge".into())
+        })?;
+        match s.lookup_domain(server, &computer).await {
+            Ok(sid) => Ok(sid),
+            Err(e) if e.nt_status() == Some(NtStatus::NO_SUCH_DOMAIN) => {
+                if let Some(domain) = names.domain.filter(|d| !d.eq_ignore_ascii_case(&computer))
+                    && s.lookup_domain(server, &domain).await.is_ok()
+                {
+                    return Err(Error::DomainController);
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A pooled admin session (reused = true) or a fresh one.
+    async fn admin_session(&self) -> Result<(DomainSession<C::Session>, bool), Error> {
+        if let Some(ds) = self.pool().pop() {
+            return Ok((ds, true));
+        }
+        let (user, pw) = self.admin()?;
+        Ok((self.open_domain(user, pw).await?, false))
+    }
+
+    async fn give_back(&self, ds: DomainSession<C::Session>) {
+        let extra = {
+            let mut pool = self.pool();
+            if pool.len() < self.config.max_idle_sessions {
+                pool.push(ds);
+                None
+            } else {
+                Some(ds)
+            }
+        };
+        if let Some(ds) = extra {
+            self.connector.close(ds.s).await;
+        }
+    }
+
+    /// Runs `op` on an admin session; a pooled session that turns out to be dropped is
+    /// replaced by a fresh one and `op` runs again (every `op` here is idempotent).
+    async fn with_admin<T, F>(&self, op: F) -> Result<T, Error>
+    where
+        F: AsyncFnOnceClone<C::Session, T>,
+    {
+        let (mut ds, reused) = self.admin_session().await?;
+        let res = op.clone().call(&mut ds).await;
+        match res {
+            Err(e) if reused && session_broken(&e) => {
+                tracing::debug!("pooled SMB session was dropped; opening a fresh one");
+                self.connector.close(ds.s).await;
+                let (user, pw) = self.admin()?;
+                let mut ds = self.open_domain(user, pw).await?;
+                let res = op.call(&mut ds).await;
+                self.finish(ds, &res).await;
+                res
+            }
+            res => {
+                self.finish(ds, &res).await;
+                res
+            }
+        }
+    }
+
+    async fn finish<T>(&self, ds: DomainSession<C::Session>, res: &Result<T, Error>) {
+        match res {
+            Err(e)
+                if session_broken(e) || matches!(e, Error::Timeout { .. } | Error::Protocol(_)) =>
+            {
+                self.connector.close(ds.s).await;
+            }
+            _ => self.give_back(ds).await,
+        }
+    }
+
+    /// The host's password policy.
+    pub(crate) async fn host_policy(&self) -> Result<HostPasswordPolicy, Error> {
+        self.with_admin(PolicyOp).await
+    }
+
+    /// Admin reset of `account`'s password.
+    pub(crate) async fn reset(&self, account: &str, new: &SecretString) -> Result<(), Error> {
+        self.check_account(account)?;
+        self.with_admin(ResetOp {
+            account: account.to_owned(),
+            new: new.clone(),
+            encryption: self.config.encryption,
+        })
+        .await
+    }
+
+    /// Self change with the account's own session.
+    pub(crate) async fn change(
+        &self,
+        account: &str,
+        current: &SecretString,
+        new: &SecretString,
+    ) -> Result<(), Error> {
+        self.check_account(account)?;
+        let me = AccountName::parse(account)?;
+        let mut ds = self.open_domain(&me, current).await?;
+        let res = self.change_on(&mut ds, account, current, new).await;
+        self.connector.close(ds.s).await;
+        res
+    }
+
+    async fn change_on(
+        &self,
+        ds: &mut DomainSession<C::Session>,
+        account: &str,
+        current: &SecretString,
+        new: &SecretString,
+    ) -> Result<(), Error> {
+        check_password(&ds.policy, account, new.expose_secret())?;
+        let server_name = self.config.host.clone();
+        let ops: &[ChangeOp] = match self.config.change_call {
+            ChangeCall::Aes73ThenRc4 => &[ChangeOp::Aes73, ChangeOp::Rc4_55],
+            ChangeCall::TestingOnly55 => &[ChangeOp::Rc4_55],
+        };
+        let mut last = None;
+        for op in ops {
+            match ds
+                .s
+                .change_password(*op, &server_name, account, current, new)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_unsupported() => last = Some(e),
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
+            }
+        }
+        let e = last.unwrap_or_else(|| Error::Protocol("no change call tried".into()));
+        if e.nt_status() != Some(NtStatus::ACCESS_DENIED) && !e.is_unsupported() {
+            return Err(e);
+        }
+        // The host refuses remote changes (e.g. Windows Server 2025 member hosts): a
+        // reset through the account's own session works if it is an administrator.
+        match reset_on(ds, account, new, self.config.encryption).await {
+            Ok(()) => Ok(()),
+            Err(r) if r.nt_status() == Some(NtStatus::ACCESS_DENIED) => {
+                Err(Error::ChangeRefusedByHost)
+            }
+            Err(r) => Err(r),
+        }
+    }
+
+    /// Whether `password` logs `account` on now.
+    pub(crate) async fn verify(
+        &self,
+        account: &str,
+        password: &SecretString,
+    ) -> Result<bool, Error> {
+        check_user_name(account, self.config.names)?;
+        let me = AccountName::parse(account)?;
+        match self.connector.logon(&me, password).await {
+            Ok(()) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.nt_status(),
+                    Some(NtStatus::LOGON_FAILURE | NtStatus::WRONG_PASSWORD)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// PasswordLastSet of `account` in Unix milliseconds (needs an administrator).
+    pub(crate) async fn password_last_set(&self, account: &str) -> Result<Option<Millis>, Error> {
+        self.check_account(account)?;
+        if self.config.admin.is_none() {
+            return Ok(None);
+        }
+        self.with_admin(LastSetOp {
+            account: account.to_owned(),
+        })
+        .await
+    }
+
+    /// Closes every idle session.
+    pub(crate) async fn close_idle(&self) {
+        let idle: Vec<_> = std::mem::take(&mut *self.pool());
+        for ds in idle {
+            self.connector.close(ds.s).await;
+        }
+    }
+
+    /// Number of idle pooled sessions.
+    pub(crate) fn idle(&self) -> usize {
+        self.pool().len()
+    }
+}
+
+/// An operation on an admin domain session that can be run again.
+pub(crate) trait AsyncFnOnceClone<S: SamrApi, T>: Clone + Send {
+    fn call(self, ds: &mut DomainSession<S>) -> impl Future<Output = Result<T, Error>> + Send;
+}
+
+#[derive(Clone)]
+struct PolicyOp;
+
+impl<S: SamrApi> AsyncFnOnceClone<S, HostPasswordPolicy> for PolicyOp {
+    async fn call(self, ds: &mut DomainSession<S>) -> Result<HostPasswordPolicy, Error> {
+        // Read it again: the host's policy may have changed since the session opened.
+        let p = ds.s.password_policy(&ds.domain).await?;
+        ds.policy = p;
+        Ok(p)
+    }
+}
+
+#[derive(Clone)]
+struct ResetOp {
+    account: String,
+    new: SecretString,
+    encryption: PasswordEncryption,
+}
+
+impl<S: SamrApi> AsyncFnOnceClone<S, ()> for ResetOp {
+    async fn call(self, ds: &mut DomainSession<S>) -> Result<(), Error> {
+        ds.policy = ds.s.password_policy(&ds.domain).await?;
+        reset_on(ds, &self.account, &self.new, self.encryption).await
+    }
+}
+
+#[derive(Clone)]
+struct LastSetOp {
+    account: String,
+}
+
+impl<S: SamrApi> AsyncFnOnceClone<S, Option<Millis>> for LastSetOp {
+    async fn call(self, ds: &mut DomainSession<S>) -> Result<Option<Millis>, Error> {
+        let rid = lookup(ds, &self.account).await?;
+        let user = ds.s.open_user(&ds.domain, rid, access::USER_READ).await?;
+        let facts = ds.s.query_user(&user).await;
+        let _ = ds.s.close(user).await;
+        let ft = facts?.password_last_set;
+        if ft <= 0 {
+            return Ok(None);
+        }
+        // FILETIME (100 ns since 1601-01-01) to Unix milliseconds.
+        Ok(Some(ft / 10_000 - 11_644_473_600_000))
+    }
+}
+
+async fn lookup<S: SamrApi>(ds: &mut DomainSession<S>, account: &str) -> Result<u32, Error> {
+    match ds.s.lookup_name(&ds.domain, account).await {
+        Err(e)
+            if matches!(
+                e.nt_status(),
+                Some(NtStatus::NONE_MAPPED | NtStatus::NO_SUCH_USER)
+            ) =>
+        {
+            Err(Error::NoSuchUser(account.to_owned()))
+        }
+        r => r,
+    }
+}
+
+/// Resets `account` on an open domain session: checks the host's policy, refuses
+/// disabled or locked accounts, sets the password (AES first), closes the user handle.
+async fn reset_on<S: SamrApi>(
+    ds: &mut DomainSession<S>,
+    account: &str,
+    new: &SecretString,
+    encryption: PasswordEncryption,
+) -> Result<(), Error> {
+    check_password(&ds.policy, account, new.expose_secret())?;
+    let rid = lookup(ds, account).await?;
+    let user = ds.s.open_user(&ds.domain, rid, access::USER_RESET).await?;
+    let res = async {
+        let facts = ds.s.query_user(&user).await?;
+        let refuse = |status| Error::Status {
+            call: Call::Samr(36),
+            status,
+        };
+        if facts.disabled {
+            return Err(refuse(NtStatus::ACCOUNT_DISABLED));
+        }
+        if facts.locked {
+            return Err(refuse(NtStatus::ACCOUNT_LOCKED_OUT));
+        }
+        set_with_fallback(&mut ds.s, &user, new, encryption).await
+    }
+    .await;
+    let _ = ds.s.close(user).await;
+    res
+}
+
+async fn set_with_fallback<S: SamrApi>(
+    s: &mut S,
+    user: &Handle,
+    new: &SecretString,
+    encryption: PasswordEncryption,
+) -> Result<(), Error> {
+    let levels: &[ResetLevel] = match encryption {
+        PasswordEncryption::AesWithRc4Fallback => &[
+            ResetLevel::Aes31,
+            ResetLevel::Rc4Salted25,
+            ResetLevel::Rc4Plain23,
+        ],
+        PasswordEncryption::AesOnly => &[ResetLevel::Aes31],
+        PasswordEncryption::TestingRc4Only => &[ResetLevel::Rc4Salted25, ResetLevel::Rc4Plain23],
+        PasswordEncryption::TestingRc4Level23 => &[ResetLevel::Rc4Plain23],
+    };
+    let mut last = None;
+    for level in levels {
+        match s.set_password(user, *level, new).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_unsupported() => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    match (encryption, last) {
+        (PasswordEncryption::AesOnly, Some(_)) => Err(Error::AesUnsupported {
+            call: Call::Samr(58),
+        }),
+        (_, Some(e)) => Err(e),
+        (_, None) => Err(Error::Protocol("no reset level tried".into())),
+    }
+}
+
+/// A Windows host's local accounts (its SAM) as a credwheel
+/// [`RotationTarget`], over SMB 3 and SAMR.
+///
+/// - [`set_password_as_admin`](RotationTarget::set_password_as_admin): the configured
+///   administrator resets the password (SamrSetInformationUser2, AES level 31; RC4
+///   levels 25/23 only if the host does not know level 31, unless AES-only). The
+///   account is never left with "must change password at next logon".
+/// - [`change_password`](RotationTarget::change_password): the account's own session
+///   changes it (SamrUnicodeChangePasswordUser4, opnum 73, then opnum 55); where the
+///   host refuses remote changes, a reset through that session if the account is an
+///   administrator, else [`Error::ChangeRefusedByHost`].
+/// - [`verify`](RotationTarget::verify): a fresh SMB session as the account.
+///
+/// Domain controllers are refused before anything is changed. Administrator sessions
+/// are kept for reuse (up to [`SamConfigBuilder::max_idle_sessions`](crate::SamConfigBuilder::max_idle_sessions));
+/// a dropped one is replaced transparently.
+pub struct SamTarget {
+    engine: Engine<SmbConnector>,
+}
+
+impl std::fmt::Debug for SamTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SamTarget")
+            .field("config", &self.engine.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SamTarget {
+    /// A target for the host in `config`. Nothing is contacted until the first call.
+    pub fn new(config: SamConfig) -> Self {
+        let ep = Endpoint {
+            host: config.host.clone(),
+            port: config.port,
+            security: config.security,
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+        };
+        Self {
+            engine: Engine::new(SmbConnector { ep }, config),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SamConfig {
+        &self.engine.config
+    }
+
+    /// The rotation method matching the configured [`LoginMethod`]: an admin reset for
+    /// login as root, a self change for login as target.
+    pub fn rotation_method(&self) -> RotationMethod {
+        match self.engine.config.method {
+            LoginMethod::AsTarget => RotationMethod::SelfChange,
+            _ => RotationMethod::AdminReset,
+        }
+    }
+
+    /// A [`TargetId`] for a local account of this host (kind `"sam"`, scope
+    /// `host:port`).
+    pub fn target_id(&self, account: &str) -> Result<TargetId, Error> {
+        check_user_name(account, self.engine.config.names)?;
+        TargetId::new(
+            "sam",
+            format!("{}:{}", self.engine.config.host, self.engine.config.port),
+            account,
+        )
+        .map_err(|e| Error::InvalidInput(e.to_string()))
+    }
+
+    /// The host's password policy (minimum length, history, complexity), read with the
+    /// administrator's session.
+    pub async fn host_password_policy(&self) -> Result<HostPasswordPolicy, Error> {
+        self.engine.host_policy().await
+    }
+
+    /// Checks up front that every password `policy` generates is acceptable to the
+    /// host; a mismatch is [`Error::HostPolicy`].
+    pub async fn check_policy(
+        &self,
+        policy: &credwheel_policy::Policy,
+    ) -> Result<HostPasswordPolicy, Error> {
+        let host = self.engine.host_policy().await?;
+        check_policy_against_host(policy, &host)?;
+        Ok(host)
+    }
+
+    /// Admin reset, with this crate's error type.
+    pub async fn reset_password(&self, account: &str, new: &SecretString) -> Result<(), Error> {
+        self.engine.reset(account, new).await
+    }
+
+    /// Self change, with this crate's error type.
+    pub async fn change_password_as_account(
+        &self,
+        account: &str,
+        current: &SecretString,
+        new: &SecretString,
+    ) -> Result<(), Error> {
+        self.engine.change(account, current, new).await
+    }
+
+    /// Whether `password` logs `account` on, with this crate's error type.
+    pub async fn check_password(
+        &self,
+        account: &str,
+        password: &SecretString,
+    ) -> Result<bool, Error> {
+        self.engine.verify(account, password).await
+    }
+
+    /// Closes the idle administrator sessions.
+    pub async fn close(&self) {
+        self.engine.close_idle().await;
+    }
+
+    /// Number of idle administrator sessions kept for reuse.
+    pub fn idle_sessions(&self) -> usize {
+        self.engine.idle()
+    }
+
+    /// Breaks the connections of idle sessions without removing them from the pool, as
+    /// a network drop would (tests of the transparent reconnect).
+    #[doc(hidden)]
+    pub async fn testing_drop_idle_connections(&self) {
+        let idle: Vec<_> = std::mem::take(&mut *self.engine.pool());
+        let mut broken = Vec::new();
+        for ds in idle {
+            ds.s.testing_disconnect().await;
+            broken.push(ds);
+        }
+        self.engine.pool().extend(broken);
+    }
+}
+
+fn target_err(e: Error) -> TargetError {
+    TargetError::from(&e)
+}
+
+#[async_trait]
+impl RotationTarget for SamTarget {
+    async fn set_password_as_admin(
+        &self,
+        account: &TargetId,
+        new_password: &SecretString,
+    ) -> Result<(), TargetError> {
+        self.engine
+            .reset(account.account(), new_password)
+            .await
+            .map_err(target_err)
+    }
+
+    async fn change_password(
+        &self,
+        account: &TargetId,
+        current_password: &SecretString,
+        new_password: &SecretString,
+    ) -> Result<(), TargetError> {
+        self.engine
+            .change(account.account(), current_password, new_password)
+            .await
+            .map_err(target_err)
+    }
+
+    async fn verify(
+        &self,
+        account: &TargetId,
+        password: &SecretString,
+    ) -> Result<bool, TargetError> {
+        self.engine
+            .verify(account.account(), password)
+            .await
+            .map_err(target_err)
+    }
+
+    async fn password_last_set(&self, account: &TargetId) -> Result<Option<Millis>, TargetError> {
+        self.engine
+            .password_last_set(account.account())
+            .await
+            .map_err(target_err)
+    }
+}
