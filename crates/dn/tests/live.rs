@@ -14,13 +14,7 @@ use secrecy::ExposeSecret;
 
 /// An LDAPS connection that verifies the DC's certificate against the lab CA.
 async fn connect(ad: &credwheel_testlab::AdLab) -> Ldap {
-    let pem = std::fs::read(&ad.ca_pem).expect("lab CA file");
-    let ca = native_tls::Certificate::from_pem(&pem).expect("lab CA is PEM");
-    let connector = native_tls::TlsConnector::builder()
-        .add_root_certificate(ca)
-        .build()
-        .expect("TLS connector");
-    let settings = LdapConnSettings::new().set_connector(connector);
+    let settings = LdapConnSettings::new().set_config(ad.rustls_config());
     let (conn, ldap) = LdapConnAsync::with_settings(settings, &ad.url)
         .await
         .expect("LDAPS connection with a verified certificate");

@@ -15,6 +15,7 @@
 #![allow(clippy::print_stderr)] // telling the test log that a live test skips is too.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use secrecy::SecretString;
 
@@ -49,6 +50,32 @@ pub struct AdLab {
     pub escaped_sam: String,
     /// The lab's Samba config of the DC (for `samba-tool -s`).
     pub smb_conf: PathBuf,
+}
+
+impl AdLab {
+    /// A rustls client configuration that trusts only the lab CA (ring provider,
+    /// TLS 1.2 and 1.3), for `ldap3::LdapConnSettings::set_config`. Panics when the
+    /// CA file cannot be read or parsed: a broken lab is a test failure.
+    pub fn rustls_config(&self) -> Arc<rustls::ClientConfig> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&self.ca_pem)
+            .unwrap_or_else(|e| panic!("lab CA {}: {e}", self.ca_pem.display()))
+        {
+            let cert = cert.unwrap_or_else(|e| panic!("lab CA {}: {e}", self.ca_pem.display()));
+            roots
+                .add(cert)
+                .unwrap_or_else(|e| panic!("lab CA {}: {e}", self.ca_pem.display()));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap_or_else(|e| panic!("rustls protocol versions: {e}"))
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(config)
+    }
 }
 
 /// The standalone Samba server standing in for a Windows host with a local SAM.

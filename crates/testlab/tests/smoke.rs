@@ -9,13 +9,8 @@ use std::time::Duration;
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use secrecy::ExposeSecret;
 
-fn tls_with_lab_ca(ad: &credwheel_testlab::AdLab) -> native_tls::TlsConnector {
-    let pem = std::fs::read(&ad.ca_pem).expect("read the lab CA");
-    let ca = native_tls::Certificate::from_pem(&pem).expect("parse the lab CA");
-    native_tls::TlsConnector::builder()
-        .add_root_certificate(ca)
-        .build()
-        .expect("TLS connector")
+fn tls_with_lab_ca(ad: &credwheel_testlab::AdLab) -> std::sync::Arc<rustls::ClientConfig> {
+    ad.rustls_config()
 }
 
 #[tokio::test]
@@ -25,7 +20,7 @@ async fn ldaps_bind_verifies_the_lab_ca() {
     };
     let settings = LdapConnSettings::new()
         .set_conn_timeout(Duration::from_secs(10))
-        .set_connector(tls_with_lab_ca(&ad));
+        .set_config(tls_with_lab_ca(&ad));
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &ad.url)
         .await
         .expect("LDAPS connection with the lab CA");
@@ -97,7 +92,7 @@ async fn starttls_verifies_and_plain_ldap_bind_is_refused() {
     let settings = LdapConnSettings::new()
         .set_conn_timeout(Duration::from_secs(10))
         .set_starttls(true)
-        .set_connector(tls_with_lab_ca(&ad));
+        .set_config(tls_with_lab_ca(&ad));
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &url)
         .await
         .expect("StartTLS with the lab CA");

@@ -16,13 +16,9 @@ use secrecy::ExposeSecret;
 type Res<T> = Result<T, Box<dyn Error>>;
 
 async fn ad(lab: &credwheel_testlab::AdLab) -> Res<()> {
-    let ca = native_tls::Certificate::from_pem(&std::fs::read(&lab.ca_pem)?)?;
-    let tls = native_tls::TlsConnector::builder()
-        .add_root_certificate(ca)
-        .build()?;
     let settings = LdapConnSettings::new()
         .set_conn_timeout(Duration::from_secs(10))
-        .set_connector(tls);
+        .set_config(lab.rustls_config());
     let t = Instant::now();
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &lab.url).await?;
     ldap3::drive!(conn);
