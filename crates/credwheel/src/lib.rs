@@ -110,11 +110,18 @@ pub use credwheel_sam as sam;
 pub use credwheel_state as state;
 
 pub mod config;
+mod error;
 pub mod schedule;
+mod service;
 pub mod sink;
 mod source;
 
 pub use config::{Config, ConfigError};
+pub use error::Error;
 pub use schedule::{NextDue, Schedule};
+pub use service::{
+    Builder, CheckedOut, Creds, Credwheel, LibraryMember, LibraryStatus, Outcome, RotationState,
+    RotationStatus, RunHandle, TickReport, load_key_ring,
+};
 pub use sink::{FileSink, SecretSink, StoreSink};
 pub use source::PolicySource;

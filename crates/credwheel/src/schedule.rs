@@ -491,8 +491,8 @@ fn resolve_local(tz: &TimeZone, dt: DateTime) -> Millis {
 }
 
 /// Parses a duration: a number of seconds (`"3600"`) or a sequence of
-/// `<number><unit>` with units `s`, `m`, `h`, `d`, `w` (`"90s"`, `"24h"`,
-/// `"1h30m"`, `"7d"`).
+/// `<number><unit>` with units `ms`, `s`, `m`, `h`, `d`, `w` (`"90s"`, `"24h"`,
+/// `"1h30m"`, `"7d"`, `"250ms"`).
 pub fn parse_duration(s: &str) -> Result<Duration, ScheduleError> {
     let err = || ScheduleError::Duration {
         value: s.to_owned(),
@@ -504,43 +504,52 @@ pub fn parse_duration(s: &str) -> Result<Duration, ScheduleError> {
     if t.bytes().all(|b| b.is_ascii_digit()) {
         return t.parse::<u64>().map(Duration::from_secs).map_err(|_| err());
     }
-    let mut total: u64 = 0;
-    let mut num: Option<u64> = None;
-    for c in t.chars() {
-        if let Some(d) = c.to_digit(10) {
-            num = Some(
-                num.unwrap_or(0)
-                    .checked_mul(10)
-                    .and_then(|n| n.checked_add(u64::from(d)))
-                    .ok_or_else(err)?,
-            );
-            continue;
+    let mut total_ms: u64 = 0;
+    let mut chars = t.chars().peekable();
+    while chars.peek().is_some() {
+        let mut n: u64 = 0;
+        let mut digits = 0;
+        while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+            n = n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(d)))
+                .ok_or_else(err)?;
+            digits += 1;
+            chars.next();
         }
-        let unit: u64 = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3_600,
-            'd' => 86_400,
-            'w' => 604_800,
+        let mut unit = String::new();
+        while let Some(&c) = chars.peek() {
+            if !c.is_ascii_alphabetic() {
+                break;
+            }
+            unit.push(c);
+            chars.next();
+        }
+        let per: u64 = match unit.as_str() {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
             _ => return Err(err()),
         };
-        let n = num.take().ok_or_else(err)?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
+        if digits == 0 {
+            return Err(err());
+        }
+        total_ms = n
+            .checked_mul(per)
+            .and_then(|v| total_ms.checked_add(v))
             .ok_or_else(err)?;
     }
-    if num.is_some() {
-        return Err(err());
-    }
-    Ok(Duration::from_secs(total))
+    Ok(Duration::from_millis(total_ms))
 }
 
 /// Formats a duration the way [`parse_duration`] reads it (`"1d2h"`, `"90s"`).
 pub fn format_duration(d: Duration) -> String {
     let mut s = d.as_secs();
     if s == 0 {
-        return "0s".into();
+        return format!("{}ms", d.subsec_millis());
     }
     let mut out = String::new();
     for (unit, len) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
