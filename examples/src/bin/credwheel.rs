@@ -18,9 +18,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use credwheel::Config;
 use credwheel::config::{PolicyFormat, SinkConfig, StoreConfig, Target};
 use credwheel::schedule::{NextDue, format_instant};
+use credwheel::{Config, Credwheel, Outcome, RotationStatus};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 #[derive(Parser, Debug)]
@@ -59,7 +60,11 @@ enum Command {
     /// Load and validate the configuration, print a summary; starts nothing.
     Validate,
     /// Status of every rotation (last success, next due, last error, state).
-    Status,
+    Status {
+        /// Only the rotations that need an operator (automation stopped).
+        #[arg(long)]
+        needs_operator: bool,
+    },
     /// Rotate one rotation now (does not move its schedule).
     Rotate {
         /// The rotation's name.
@@ -86,6 +91,10 @@ enum Command {
         /// Who borrows (default: the user running the command).
         #[arg(long)]
         borrower: Option<String>,
+        /// Write the password to this file (created with mode 0600); it is never
+        /// printed.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
     },
     /// Check an account back in (rotates its password).
     CheckIn {
@@ -105,6 +114,16 @@ enum Command {
     Library {
         #[command(subcommand)]
         command: LibraryCommand,
+    },
+    /// Stop automatic rotation (and heartbeats) of a rotation.
+    Pause {
+        /// The rotation's name.
+        name: String,
+    },
+    /// Resume automation; clears "needs operator".
+    Resume {
+        /// The rotation's name.
+        name: String,
     },
     /// Run the scheduler in the foreground, one line per rotation.
     Run,
@@ -160,34 +179,302 @@ fn main() -> ExitCode {
         }
     };
 
-    match cli.command {
-        Command::Validate => {
-            validate(&config, cli.json);
-            ExitCode::SUCCESS
+    if let Command::Validate = cli.command {
+        validate(&config, cli.json);
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
         }
-        other => {
-            let what = match other {
-                Command::Status => "status",
-                Command::Rotate { .. } => "rotate",
-                Command::Reconcile { .. } => "reconcile",
-                Command::Creds { .. } => "creds",
-                Command::CheckOut { .. } => "check-out",
-                Command::CheckIn { .. } => "check-in",
-                Command::Library { .. } => "library status",
-                Command::Run => "run",
-                Command::Validate => "validate",
-            };
+    };
+    match runtime.block_on(operate(config, cli.command, cli.json)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
             if cli.json {
-                println!(
-                    "{}",
-                    json!({ "error": format!("{what}: not available in this build") })
-                );
+                println!("{}", json!({ "error": e.to_string() }));
             } else {
-                eprintln!("{what}: not available in this build");
+                eprintln!("error: {e}");
             }
-            ExitCode::from(3)
+            ExitCode::FAILURE
         }
     }
+}
+
+fn when(t: Option<i64>) -> String {
+    t.map_or_else(|| "-".to_owned(), format_instant)
+}
+
+fn status_json(s: &RotationStatus) -> Value {
+    json!({
+        "name": s.name,
+        "target": s.target,
+        "state": s.state.as_str(),
+        "paused": s.paused,
+        "last_success": s.last_success.map(format_instant),
+        "next_due": s.next_due.map(format_instant),
+        "expires_at": s.expires_at.map(format_instant),
+        "last_error": s.last_error,
+        "failures_in_cycle": s.failures.0,
+        "failed_cycles": s.failures.1,
+        "heartbeat": s.heartbeat.as_ref().map(|(t, r)| json!({"at": format_instant(*t), "result": r})),
+        "version": s.version,
+    })
+}
+
+/// Prints a status table (never a secret).
+fn print_status(rows: &[RotationStatus]) {
+    println!(
+        "{:<18} {:<15} {:<34} {:<21} {:<21} {:<20} LAST ERROR",
+        "ROTATION", "STATE", "TARGET", "LAST SUCCESS", "NEXT DUE", "HEARTBEAT"
+    );
+    for s in rows {
+        let state = if s.paused {
+            format!("{} (paused)", s.state.as_str())
+        } else {
+            s.state.as_str().to_owned()
+        };
+        let next = match (s.next_due, s.expires_at) {
+            (Some(t), _) => format_instant(t),
+            (None, Some(e)) => format!("read>{}", &format_instant(e)[5..16]),
+            _ => "-".to_owned(),
+        };
+        let hb = s
+            .heartbeat
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |(_, r)| r.clone());
+        println!(
+            "{:<18} {:<15} {:<34} {:<21} {:<21} {:<20} {}",
+            s.name,
+            state,
+            s.target,
+            when(s.last_success),
+            next,
+            hb,
+            s.last_error.as_deref().unwrap_or("-")
+        );
+    }
+}
+
+fn default_borrower() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "operator".to_owned())
+}
+
+async fn operate(
+    config: Config,
+    command: Command,
+    as_json: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let cw = Credwheel::builder(config).build().await?;
+    match command {
+        Command::Validate => {}
+        Command::Status { needs_operator } => {
+            let rows = if needs_operator {
+                cw.needs_operator().await?
+            } else {
+                cw.status().await?
+            };
+            if as_json {
+                println!("{}", Value::Array(rows.iter().map(status_json).collect()));
+            } else {
+                print_status(&rows);
+            }
+        }
+        Command::Rotate { name } => {
+            let outcome = cw.rotate_now(&name).await?;
+            report(as_json, &name, "rotated", &outcome);
+        }
+        Command::Reconcile { name } => {
+            let outcome = cw.reconcile(&name).await?;
+            report(as_json, &name, "reconciled", &outcome);
+        }
+        Command::Creds { role } => {
+            // The one command that prints secrets, as Vault's `read ad/creds/ROLE`.
+            let c = cw.creds(&role).await?;
+            if as_json {
+                println!(
+                    "{}",
+                    json!({
+                        "username": c.username,
+                        "current_password": c.current.expose_secret(),
+                        "last_password": c.last.as_ref().map(|l| l.expose_secret()),
+                        "last_rotated": c.last_rotated.map(format_instant),
+                        "rotated_by_this_read": c.rotated,
+                    })
+                );
+            } else {
+                println!("username           {}", c.username);
+                println!("current_password   {}", c.current.expose_secret());
+                println!(
+                    "last_password      {}",
+                    c.last.as_ref().map_or("-", |l| l.expose_secret())
+                );
+                println!("last_rotated       {}", when(c.last_rotated));
+            }
+        }
+        Command::CheckOut {
+            set,
+            ttl,
+            borrower,
+            password_file,
+        } => {
+            let ttl = ttl
+                .map(|t| credwheel::schedule::parse_duration(&t))
+                .transpose()?;
+            let borrower = borrower.unwrap_or_else(default_borrower);
+            let out = cw.check_out(&set, &borrower, ttl).await?;
+            let written = match &password_file {
+                Some(path) => {
+                    write_private(path, &out.password)?;
+                    Some(path.display().to_string())
+                }
+                None => None,
+            };
+            if as_json {
+                println!(
+                    "{}",
+                    json!({
+                        "library": set, "account": out.account, "borrower": borrower,
+                        "lease_id": out.lease_id, "expires_at": format_instant(out.expires_at),
+                        "password_file": written,
+                    })
+                );
+            } else {
+                println!(
+                    "checked out {} from {set} for {borrower} until {} (lease {})",
+                    out.account,
+                    format_instant(out.expires_at),
+                    out.lease_id
+                );
+                match written {
+                    Some(p) => println!("password written to {p} (mode 0600)"),
+                    None => println!("password not shown: use --password-file PATH"),
+                }
+            }
+        }
+        Command::CheckIn {
+            set,
+            account,
+            borrower,
+            force,
+        } => {
+            let borrower = borrower.unwrap_or_else(default_borrower);
+            let name = cw
+                .check_in(&set, &borrower, account.as_deref(), force)
+                .await?;
+            if as_json {
+                println!(
+                    "{}",
+                    json!({ "library": set, "checked_in": name, "rotated": true })
+                );
+            } else {
+                println!("checked in {name} to {set}; its password was rotated");
+            }
+        }
+        Command::Library {
+            command: LibraryCommand::Status { set },
+        } => {
+            let st = cw.library_status(&set).await?;
+            if as_json {
+                let members: Vec<Value> = st
+                    .members
+                    .iter()
+                    .map(|m| json!({"account": m.account, "available": m.available, "borrower": m.borrower, "expires_at": m.expires_at.map(format_instant)}))
+                    .collect();
+                println!("{}", json!({ "library": st.name, "accounts": members }));
+            } else {
+                println!(
+                    "{:<20} {:<10} {:<16} EXPIRES",
+                    "ACCOUNT", "AVAILABLE", "BORROWER"
+                );
+                for m in &st.members {
+                    println!(
+                        "{:<20} {:<10} {:<16} {}",
+                        m.account,
+                        m.available,
+                        m.borrower.as_deref().unwrap_or("-"),
+                        when(m.expires_at)
+                    );
+                }
+            }
+        }
+        Command::Pause { name } => {
+            cw.pause(&name).await?;
+            report_simple(as_json, &name, "paused");
+        }
+        Command::Resume { name } => {
+            cw.resume(&name).await?;
+            report_simple(as_json, &name, "resumed");
+        }
+        Command::Run => {
+            if !as_json {
+                print_status(&cw.status().await?);
+            }
+            tracing::info!(
+                rotations = cw.config().rotations.len(),
+                "scheduler running; Ctrl-C stops it"
+            );
+            cw.run_until(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await;
+            tracing::info!("scheduler stopped");
+        }
+    }
+    Ok(())
+}
+
+fn report(as_json: bool, name: &str, verb: &str, outcome: &Outcome) {
+    let version = match outcome {
+        Outcome::Rotated { version } => Some(*version),
+        _ => None,
+    };
+    if as_json {
+        println!(
+            "{}",
+            json!({ "rotation": name, verb: version.is_some(), "version": version })
+        );
+    } else {
+        match version {
+            Some(v) => println!("{verb} {name} (version {v})"),
+            None => println!("{name}: nothing to do"),
+        }
+    }
+}
+
+fn report_simple(as_json: bool, name: &str, verb: &str) {
+    if as_json {
+        println!("{}", json!({ "rotation": name, "result": verb }));
+    } else {
+        println!("{name}: {verb}");
+    }
+}
+
+/// Writes a secret to a new file readable by the owner only.
+fn write_private(path: &std::path::Path, secret: &SecretString) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(secret.expose_secret().as_bytes())?;
+    f.sync_all()
 }
 
 fn policy_format(f: PolicyFormat) -> &'static str {
