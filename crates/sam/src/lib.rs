@@ -14,10 +14,10 @@ mod client;
 mod config;
 mod error;
 mod glue;
-mod rpc;
-mod session_key;
 #[allow(dead_code)] // used by the rotation target
 mod ndr;
+mod rpc;
+mod session_key;
 #[allow(dead_code)] // used by the rotation target
 mod status;
 mod target;
