@@ -12,6 +12,8 @@
 //! This crate is filled in by a later issue.
 
 #[allow(dead_code)] // used by the rotation target
+mod crypto;
+#[allow(dead_code)] // used by the rotation target
 mod error;
 #[allow(dead_code)] // used by the rotation target
 mod ndr;
