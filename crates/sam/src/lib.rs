@@ -12,6 +12,9 @@
 mod api;
 mod client;
 mod config;
+#[allow(dead_code)] // used by the rotation target
+mod crypto;
+#[allow(dead_code)] // used by the rotation target
 mod error;
 mod glue;
 #[allow(dead_code)] // used by the rotation target
@@ -29,7 +32,6 @@ pub use config::{
     SamConfigBuilder, TransportSecurity, check_user_name,
 };
 pub use error::{Call, Error, NdrError, Result};
-pub use session_key::SessionKey;
 pub use status::NtStatus;
 pub use target::{SamTarget, check_policy_against_host};
 #[cfg(test)]
