@@ -204,3 +204,9 @@ impl SamrApi for SmbSession {
         SmbSession::host_names(self)
     }
 }
+
+/// Runs every SAMR response decoder on `data` (fuzzing).
+pub(crate) fn decode_every_response(data: &[u8]) {
+    let _ = status(Call::Samr(1), data);
+    let _ = handle(Call::Samr(64), data, 16);
+}

@@ -441,3 +441,10 @@ mod tests {
         assert_eq!(frame(&v).unwrap(), vec![0, 0, 0, 3, 1, 2, 3]);
     }
 }
+
+/// Feeds `data` to a fresh observer (fuzzing).
+pub(crate) fn observe_for_fuzzing(data: &[u8]) {
+    let mut o = Observed::default();
+    o.observe(data);
+    let _ = o.preauth_hash();
+}
