@@ -18,6 +18,8 @@ mod error;
 #[allow(dead_code)] // used by the rotation target
 mod ndr;
 #[allow(dead_code)] // used by the rotation target
+mod samr;
+#[allow(dead_code)] // used by the rotation target
 mod status;
 
 pub use error::{Call, Error, NdrError, Result};
