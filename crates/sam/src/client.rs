@@ -108,6 +108,7 @@ pub(crate) struct SmbSession {
     app_key: SessionKey,
     names: HostNames,
     dialect: u16,
+    server: String,
     _tree: Tree,
     session: Session,
     conn: Connection,
@@ -162,6 +163,7 @@ impl SmbSession {
             app_key,
             names,
             dialect,
+            server: ep.host.clone(),
             _tree: tree,
             session,
             conn,
@@ -183,6 +185,11 @@ impl SmbSession {
     /// The host's NetBIOS names from the NTLM challenge.
     pub(crate) fn host_names(&self) -> &HostNames {
         &self.names
+    }
+
+    /// The host name or address this session was opened to.
+    pub(crate) fn server_name(&self) -> &str {
+        &self.server
     }
 
     /// The negotiated SMB dialect revision.

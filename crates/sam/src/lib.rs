@@ -20,6 +20,8 @@ mod glue;
 #[allow(dead_code)] // used by the rotation target
 mod ndr;
 mod rpc;
+#[allow(dead_code)] // used by the rotation target
+mod samr;
 mod session_key;
 #[allow(dead_code)] // used by the rotation target
 mod status;

@@ -371,6 +371,7 @@ impl<C: Connector> Engine<C> {
         let ops: &[ChangeOp] = match self.config.change_call {
             ChangeCall::Aes73ThenRc4 => &[ChangeOp::Aes73, ChangeOp::Rc4_55],
             ChangeCall::TestingOnly55 => &[ChangeOp::Rc4_55],
+            ChangeCall::TestingOnly73 => &[ChangeOp::Aes73],
         };
         let mut last = None;
         for op in ops {
@@ -558,7 +559,7 @@ async fn set_with_fallback<S: SamrApi>(
             ResetLevel::Rc4Plain23,
         ],
         PasswordEncryption::AesOnly => &[ResetLevel::Aes31],
-        PasswordEncryption::TestingRc4Only => &[ResetLevel::Rc4Salted25, ResetLevel::Rc4Plain23],
+        PasswordEncryption::TestingRc4Only => &[ResetLevel::Rc4Salted25],
         PasswordEncryption::TestingRc4Level23 => &[ResetLevel::Rc4Plain23],
     };
     let mut last = None;
@@ -829,7 +830,9 @@ mod tests {
         async fn lookup_domain(&mut self, _s: &Handle, name: &str) -> Result<DomainSid, Error> {
             let dc = self.sam.sam().dc;
             match (dc, name) {
-                (false, "HOST") | (true, "CORP") | (_, "Builtin") => Ok(DomainSid(vec![1])),
+                (false, "HOST") | (true, "CORP") | (_, "Builtin") => {
+                    Ok(DomainSid::new(5, &[21, 1, 2, 3]).unwrap())
+                }
                 _ => Err(status(Call::Samr(5), NtStatus::NO_SUCH_DOMAIN)),
             }
         }

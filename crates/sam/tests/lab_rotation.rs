@@ -85,8 +85,12 @@ fn as_target(l: &credwheel_testlab::SamLab, call: ChangeCall) -> SamTarget {
 #[tokio::test]
 async fn non_admin_target_changes_itself_with_opnum_73() {
     let Some(l) = lab() else { return };
-    let t = as_target(&l, ChangeCall::Aes73ThenRc4);
+    // Opnum 73 only: no silent fallback to 55.
+    let t = as_target(&l, ChangeCall::TestingOnly73);
     assert_eq!(t.rotation_method(), RotationMethod::SelfChange);
+    rotate_and_witness(&l, &t, "cwlocal3", RotationMethod::SelfChange).await;
+    // The default (73, falling back to 55) also works.
+    let t = as_target(&l, ChangeCall::Aes73ThenRc4);
     rotate_and_witness(&l, &t, "cwlocal3", RotationMethod::SelfChange).await;
 }
 
