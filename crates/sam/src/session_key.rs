@@ -97,7 +97,7 @@ fn utf16le(s: &str) -> Vec<u8> {
 }
 
 fn from_utf16le(b: &[u8]) -> Result<String, Error> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(proto("odd UTF-16 length"));
     }
     let units: Vec<u16> = b

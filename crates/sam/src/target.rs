@@ -277,6 +277,13 @@ impl<C: Connector> Engine<C> {
         Ok((self.open_domain(user, pw).await?, false))
     }
 
+    /// Closes the domain and server handles, then the session (best effort).
+    async fn discard(&self, mut ds: DomainSession<C::Session>) {
+        let _ = ds.s.close(ds.domain).await;
+        let _ = ds.s.close(ds.server).await;
+        self.connector.close(ds.s).await;
+    }
+
     async fn give_back(&self, ds: DomainSession<C::Session>) {
         let extra = {
             let mut pool = self.pool();
@@ -288,7 +295,7 @@ impl<C: Connector> Engine<C> {
             }
         };
         if let Some(ds) = extra {
-            self.connector.close(ds.s).await;
+            self.discard(ds).await;
         }
     }
 
@@ -355,7 +362,7 @@ impl<C: Connector> Engine<C> {
         let me = AccountName::parse(account)?;
         let mut ds = self.open_domain(&me, current).await?;
         let res = self.change_on(&mut ds, account, current, new).await;
-        self.connector.close(ds.s).await;
+        self.discard(ds).await;
         res
     }
 
@@ -441,7 +448,7 @@ impl<C: Connector> Engine<C> {
     pub(crate) async fn close_idle(&self) {
         let idle: Vec<_> = std::mem::take(&mut *self.pool());
         for ds in idle {
-            self.connector.close(ds.s).await;
+            self.discard(ds).await;
         }
     }
 

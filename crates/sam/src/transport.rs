@@ -364,6 +364,13 @@ impl SmbTransport for FrameTransport {
     }
 }
 
+/// Feeds `data` to a fresh observer (fuzzing).
+pub(crate) fn observe_for_fuzzing(data: &[u8]) {
+    let mut o = Observed::default();
+    o.observe(data);
+    let _ = o.preauth_hash();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,11 +447,4 @@ mod tests {
         let v = IoVec::from(vec![vec![1u8, 2], vec![3u8]]);
         assert_eq!(frame(&v).unwrap(), vec![0, 0, 0, 3, 1, 2, 3]);
     }
-}
-
-/// Feeds `data` to a fresh observer (fuzzing).
-pub(crate) fn observe_for_fuzzing(data: &[u8]) {
-    let mut o = Observed::default();
-    o.observe(data);
-    let _ = o.preauth_hash();
 }

@@ -2,6 +2,9 @@
 //! 127.0.0.1:4445). Each test owns one of cwlocal1..6, sets a known password on it with
 //! `smbpasswd` first, and checks the result with `smbclient` and `pdbedit`.
 
+// Helpers outside #[test] functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;
