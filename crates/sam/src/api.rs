@@ -9,19 +9,7 @@ use secrecy::SecretString;
 use crate::client::HostNames;
 use crate::error::Error;
 
-/// A 20-byte SAMR context handle.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Handle(pub(crate) [u8; 20]);
-
-impl std::fmt::Debug for Handle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Handle(..)")
-    }
-}
-
-/// A domain SID in its NDR wire form (conformant count, then the SID).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct DomainSid(pub(crate) Vec<u8>);
+pub(crate) use crate::ndr::{Handle, Sid as DomainSid};
 
 /// What the host knows about an account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

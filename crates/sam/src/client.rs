@@ -107,7 +107,7 @@ pub(crate) struct SmbSession {
     rpc: RpcChannel<PipeIo>,
     app_key: SessionKey,
     names: HostNames,
-    dialect: u16,
+    server: String,
     _tree: Tree,
     session: Session,
     conn: Connection,
@@ -122,7 +122,7 @@ impl SmbSession {
     ) -> Result<Self, Error> {
         let t = ep.request_timeout;
         let (conn, session, tap) = authenticate(ep, user, password).await?;
-        let (dialect, app_key, names) = {
+        let (app_key, names) = {
             let o = tap.lock();
             let names = session_key::challenge_names(&o.challenge)
                 .map(|(computer, domain)| HostNames { computer, domain })
@@ -133,7 +133,7 @@ impl SmbSession {
                 password.expose_secret(),
             )?;
             let app = session_key::application_key(o.dialect, &key, o.preauth_hash())?;
-            (o.dialect, app, names)
+            (app, names)
         };
         let ipc = UncPath::ipc_share(&ep.host).map_err(|e| smb_error(Call::TreeConnect, e))?;
         let tree = within(t, "SMB tree connect", async {
@@ -161,7 +161,7 @@ impl SmbSession {
             rpc,
             app_key,
             names,
-            dialect,
+            server: ep.host.clone(),
             _tree: tree,
             session,
             conn,
@@ -185,9 +185,9 @@ impl SmbSession {
         &self.names
     }
 
-    /// The negotiated SMB dialect revision.
-    pub(crate) fn dialect(&self) -> u16 {
-        self.dialect
+    /// The host name or address this session was opened to.
+    pub(crate) fn server_name(&self) -> &str {
+        &self.server
     }
 
     /// Closes the connection under the session, as a network drop would (tests).

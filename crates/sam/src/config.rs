@@ -43,7 +43,7 @@ pub enum PasswordEncryption {
     AesWithRc4Fallback,
     /// AES only: a host that does not know level 31 is an error.
     AesOnly,
-    /// RC4 levels only (25, then 23). For tests that must exercise the RC4 path.
+    /// RC4 level 25 only. For tests that must exercise the RC4 path.
     #[doc(hidden)]
     TestingRc4Only,
     /// RC4 level 23 only. For tests.
@@ -61,6 +61,8 @@ pub enum ChangeCall {
     Aes73ThenRc4,
     /// Only SamrUnicodeChangePasswordUser2 (opnum 55). For tests.
     TestingOnly55,
+    /// Only SamrUnicodeChangePasswordUser4 (opnum 73), no fallback. For tests.
+    TestingOnly73,
 }
 
 /// Account-name rules.

@@ -120,6 +120,8 @@ impl Encoder {
     /// `s = None` encodes a NULL buffer of length 0. The text follows later with
     /// [`unicode_string_body`](Self::unicode_string_body) (deferred).
     pub(crate) fn unicode_string_header(&mut self, s: Option<&[u16]>) {
+        // The structure is aligned as its most aligned member, the pointer.
+        self.align(4);
         match s {
             Some(units) => {
                 let bytes = len_u16(units.len().saturating_mul(2));
@@ -338,6 +340,7 @@ impl<'a> Decoder<'a> {
 
     /// The fixed part of an `RPC_UNICODE_STRING`.
     pub(crate) fn unicode_string_header(&mut self) -> Result<UnicodeHeader, NdrError> {
+        self.align(4)?;
         let offset = self.pos;
         let length = self.u16()?;
         let maximum_length = self.u16()?;
@@ -353,23 +356,42 @@ impl<'a> Decoder<'a> {
         })
     }
 
+    /// The deferred UTF-16 units of an `RPC_UNICODE_STRING` (or the identically
+    /// marshalled `RPC_SHORT_BLOB`); `None` for a NULL buffer. The counts must
+    /// match the header: max count `MaximumLength/2`, actual count `Length/2`.
+    pub(crate) fn unicode_string_body_raw(
+        &mut self,
+        h: UnicodeHeader,
+    ) -> Result<Option<Vec<u16>>, NdrError> {
+        if !h.present {
+            return Ok(None);
+        }
+        let (max, actual) = self.varying(2)?;
+        if u32::from(h.length / 2) != actual || max != u32::from(h.maximum_length / 2) {
+            return Err(NdrError::BadCount { offset: h.offset });
+        }
+        self.utf16(actual).map(Some)
+    }
+
     /// The deferred text of an `RPC_UNICODE_STRING`; `None` for a NULL buffer.
     pub(crate) fn unicode_string_body(
         &mut self,
         h: UnicodeHeader,
     ) -> Result<Option<String>, NdrError> {
-        if !h.present {
-            return Ok(None);
-        }
         let offset = self.pos;
-        let (max, actual) = self.varying(2)?;
-        if u32::from(h.length / 2) != actual || max != u32::from(h.maximum_length / 2) {
-            return Err(NdrError::BadCount { offset: h.offset });
+        match self.unicode_string_body_raw(h)? {
+            None => Ok(None),
+            Some(units) => String::from_utf16(&units)
+                .map(Some)
+                .map_err(|_| NdrError::BadUtf16 { offset }),
         }
-        let units = self.utf16(actual)?;
-        String::from_utf16(&units)
-            .map(Some)
-            .map_err(|_| NdrError::BadUtf16 { offset })
+    }
+
+    /// A conformant varying array of bytes (max count, offset 0, actual count,
+    /// bytes).
+    pub(crate) fn varying_bytes(&mut self) -> Result<&'a [u8], NdrError> {
+        let (_, actual) = self.varying(1)?;
+        self.take(actual as usize)
     }
 
     /// A whole `RPC_UNICODE_STRING` (header and its deferred text), as reached

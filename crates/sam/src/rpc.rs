@@ -130,8 +130,12 @@ fn bad(what: &str) -> Error {
     Error::Protocol(format!("DCE/RPC: {what}"))
 }
 
-/// One PDU split off the front of `buf`: (ptype, flags, call_id, body, rest).
-fn next_pdu(buf: &[u8]) -> Result<(u8, u8, u32, &[u8], &[u8]), Error> {
+/// One PDU: type, flags, call id, the bytes after the common header, and what follows
+/// the PDU in the buffer.
+type Pdu<'a> = (u8, u8, u32, &'a [u8], &'a [u8]);
+
+/// One PDU split off the front of `buf`.
+fn next_pdu(buf: &[u8]) -> Result<Pdu<'_>, Error> {
     if buf.len() < HEADER {
         return Err(bad("truncated PDU header"));
     }
@@ -349,7 +353,7 @@ mod tests {
         body.extend_from_slice(&0x1234u32.to_le_bytes());
         body.extend_from_slice(&u16::try_from(port.len()).unwrap().to_le_bytes());
         body.extend_from_slice(port);
-        while (HEADER + body.len()) % 4 != 0 {
+        while !(HEADER + body.len()).is_multiple_of(4) {
             body.push(0);
         }
         body.extend_from_slice(&[1, 0, 0, 0]);

@@ -41,16 +41,16 @@ const NTLMSSP_NEGOTIATE_KEY_EXCH: u32 = 0x4000_0000;
 
 /// A 16-byte session key (zeroized on drop, never printed).
 #[derive(Clone)]
-pub struct SessionKey(Zeroizing<[u8; 16]>);
+pub(crate) struct SessionKey(Zeroizing<[u8; 16]>);
 
 impl SessionKey {
     /// Wraps key bytes.
-    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+    pub(crate) fn from_bytes(bytes: [u8; 16]) -> Self {
         Self(Zeroizing::new(bytes))
     }
 
     /// The key bytes (for the SAMR password buffers).
-    pub fn as_bytes(&self) -> &[u8; 16] {
+    pub(crate) fn as_bytes(&self) -> &[u8; 16] {
         &self.0
     }
 }
@@ -97,7 +97,7 @@ fn utf16le(s: &str) -> Vec<u8> {
 }
 
 fn from_utf16le(b: &[u8]) -> Result<String, Error> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(proto("odd UTF-16 length"));
     }
     let units: Vec<u16> = b

@@ -277,6 +277,13 @@ impl<C: Connector> Engine<C> {
         Ok((self.open_domain(user, pw).await?, false))
     }
 
+    /// Closes the domain and server handles, then the session (best effort).
+    async fn discard(&self, mut ds: DomainSession<C::Session>) {
+        let _ = ds.s.close(ds.domain).await;
+        let _ = ds.s.close(ds.server).await;
+        self.connector.close(ds.s).await;
+    }
+
     async fn give_back(&self, ds: DomainSession<C::Session>) {
         let extra = {
             let mut pool = self.pool();
@@ -288,7 +295,7 @@ impl<C: Connector> Engine<C> {
             }
         };
         if let Some(ds) = extra {
-            self.connector.close(ds.s).await;
+            self.discard(ds).await;
         }
     }
 
@@ -355,7 +362,7 @@ impl<C: Connector> Engine<C> {
         let me = AccountName::parse(account)?;
         let mut ds = self.open_domain(&me, current).await?;
         let res = self.change_on(&mut ds, account, current, new).await;
-        self.connector.close(ds.s).await;
+        self.discard(ds).await;
         res
     }
 
@@ -371,6 +378,7 @@ impl<C: Connector> Engine<C> {
         let ops: &[ChangeOp] = match self.config.change_call {
             ChangeCall::Aes73ThenRc4 => &[ChangeOp::Aes73, ChangeOp::Rc4_55],
             ChangeCall::TestingOnly55 => &[ChangeOp::Rc4_55],
+            ChangeCall::TestingOnly73 => &[ChangeOp::Aes73],
         };
         let mut last = None;
         for op in ops {
@@ -440,7 +448,7 @@ impl<C: Connector> Engine<C> {
     pub(crate) async fn close_idle(&self) {
         let idle: Vec<_> = std::mem::take(&mut *self.pool());
         for ds in idle {
-            self.connector.close(ds.s).await;
+            self.discard(ds).await;
         }
     }
 
@@ -558,7 +566,7 @@ async fn set_with_fallback<S: SamrApi>(
             ResetLevel::Rc4Plain23,
         ],
         PasswordEncryption::AesOnly => &[ResetLevel::Aes31],
-        PasswordEncryption::TestingRc4Only => &[ResetLevel::Rc4Salted25, ResetLevel::Rc4Plain23],
+        PasswordEncryption::TestingRc4Only => &[ResetLevel::Rc4Salted25],
         PasswordEncryption::TestingRc4Level23 => &[ResetLevel::Rc4Plain23],
     };
     let mut last = None;
@@ -757,5 +765,429 @@ impl RotationTarget for SamTarget {
             .password_last_set(account.account())
             .await
             .map_err(target_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::api::UserFacts;
+    use crate::client::HostNames;
+    use crate::config::NameRules;
+
+    fn sv(s: &str) -> SecretString {
+        SecretString::from(s.to_owned())
+    }
+
+    fn status(call: Call, s: NtStatus) -> Error {
+        Error::Status { call, status: s }
+    }
+
+    #[derive(Default)]
+    struct Sam {
+        users: HashMap<String, (String, bool, bool)>,
+        admins: Vec<String>,
+        dc: bool,
+        policy: HostPasswordPolicy,
+        no_level_31: bool,
+        no_73: bool,
+        refuse_changes: bool,
+        opens: usize,
+        levels: Vec<ResetLevel>,
+        changes: Vec<ChangeOp>,
+        broken: bool,
+    }
+
+    #[derive(Clone, Default)]
+    struct Fake(Arc<Mutex<Sam>>);
+
+    impl Fake {
+        fn sam(&self) -> std::sync::MutexGuard<'_, Sam> {
+            self.0.lock().unwrap()
+        }
+    }
+
+    struct FakeSession {
+        sam: Fake,
+        who: String,
+        names: HostNames,
+        broken: bool,
+        looked_up: String,
+    }
+
+    impl FakeSession {
+        fn alive(&self) -> Result<(), Error> {
+            if self.broken || self.sam.sam().broken {
+                return Err(Error::Smb("connection stopped".into()));
+            }
+            Ok(())
+        }
+    }
+
+    const H: Handle = Handle([7; 20]);
+
+    impl SamrApi for FakeSession {
+        async fn connect(&mut self) -> Result<Handle, Error> {
+            self.alive()?;
+            Ok(H)
+        }
+        async fn lookup_domain(&mut self, _s: &Handle, name: &str) -> Result<DomainSid, Error> {
+            let dc = self.sam.sam().dc;
+            match (dc, name) {
+                (false, "HOST") | (true, "CORP") | (_, "Builtin") => {
+                    Ok(DomainSid::new(5, &[21, 1, 2, 3]).unwrap())
+                }
+                _ => Err(status(Call::Samr(5), NtStatus::NO_SUCH_DOMAIN)),
+            }
+        }
+        async fn open_domain(
+            &mut self,
+            _s: &Handle,
+            _d: &DomainSid,
+            _a: u32,
+        ) -> Result<Handle, Error> {
+            Ok(H)
+        }
+        async fn lookup_name(&mut self, _d: &Handle, name: &str) -> Result<u32, Error> {
+            if self.sam.sam().users.contains_key(name) {
+                self.looked_up = name.to_owned();
+                Ok(1000)
+            } else {
+                Err(status(Call::Samr(17), NtStatus::NONE_MAPPED))
+            }
+        }
+        async fn open_user(&mut self, _d: &Handle, _r: u32, _a: u32) -> Result<Handle, Error> {
+            Ok(Handle([9; 20]))
+        }
+        async fn query_user(&mut self, _u: &Handle) -> Result<UserFacts, Error> {
+            let sam = self.sam.sam();
+            let (_, disabled, locked) = sam.users[&self.looked_up].clone();
+            Ok(UserFacts {
+                disabled,
+                locked,
+                password_last_set: 134_000_000_000_000_000,
+            })
+        }
+        async fn password_policy(&mut self, _d: &Handle) -> Result<HostPasswordPolicy, Error> {
+            self.alive()?;
+            Ok(self.sam.sam().policy)
+        }
+        async fn set_password(
+            &mut self,
+            _u: &Handle,
+            level: ResetLevel,
+            new: &SecretString,
+        ) -> Result<(), Error> {
+            self.alive()?;
+            let mut sam = self.sam.sam();
+            if !sam.admins.contains(&self.who) {
+                return Err(status(Call::Samr(58), NtStatus::ACCESS_DENIED));
+            }
+            if level == ResetLevel::Aes31 && sam.no_level_31 {
+                return Err(status(Call::Samr(58), NtStatus::INVALID_INFO_CLASS));
+            }
+            sam.levels.push(level);
+            let target = self.looked_up.clone();
+            sam.users.get_mut(&target).unwrap().0 = new.expose_secret().to_owned();
+            Ok(())
+        }
+        async fn change_password(
+            &mut self,
+            op: ChangeOp,
+            _server: &str,
+            user: &str,
+            old: &SecretString,
+            new: &SecretString,
+        ) -> Result<(), Error> {
+            let mut sam = self.sam.sam();
+            if op == ChangeOp::Aes73 && sam.no_73 {
+                return Err(Error::Fault {
+                    call: Call::Samr(73),
+                    code: crate::status::NCA_S_OP_RNG_ERROR,
+                });
+            }
+            if sam.refuse_changes {
+                return Err(status(Call::Samr(73), NtStatus::ACCESS_DENIED));
+            }
+            sam.changes.push(op);
+            let u = sam.users.get_mut(user).unwrap();
+            if u.0 != old.expose_secret() {
+                return Err(status(Call::Samr(55), NtStatus::WRONG_PASSWORD));
+            }
+            u.0 = new.expose_secret().to_owned();
+            Ok(())
+        }
+        async fn close(&mut self, _h: Handle) -> Result<(), Error> {
+            Ok(())
+        }
+        fn host_names(&self) -> &HostNames {
+            &self.names
+        }
+    }
+
+    impl Connector for Fake {
+        type Session = FakeSession;
+        async fn open(&self, user: &AccountName, pw: &SecretString) -> Result<FakeSession, Error> {
+            self.logon(user, pw).await?;
+            let mut sam = self.sam();
+            sam.opens += 1;
+            let dc = sam.dc;
+            Ok(FakeSession {
+                sam: self.clone(),
+                who: user.user.clone(),
+                names: HostNames {
+                    computer: Some(if dc { "DC1" } else { "HOST" }.into()),
+                    domain: Some(if dc { "CORP" } else { "HOST" }.into()),
+                },
+                broken: false,
+                looked_up: String::new(),
+            })
+        }
+        async fn logon(&self, user: &AccountName, pw: &SecretString) -> Result<(), Error> {
+            let sam = self.sam();
+            match sam.users.get(&user.user) {
+                Some((p, _, true)) if p == pw.expose_secret() => {
+                    Err(status(Call::SessionSetup, NtStatus::ACCOUNT_LOCKED_OUT))
+                }
+                Some((p, true, _)) if p == pw.expose_secret() => {
+                    Err(status(Call::SessionSetup, NtStatus::ACCOUNT_DISABLED))
+                }
+                Some((p, _, _)) if p == pw.expose_secret() => Ok(()),
+                _ => Err(status(Call::SessionSetup, NtStatus::LOGON_FAILURE)),
+            }
+        }
+        async fn close(&self, _s: FakeSession) {}
+    }
+
+    fn engine(
+        f: impl FnOnce(crate::SamConfigBuilder) -> crate::SamConfigBuilder,
+    ) -> (Engine<Fake>, Fake) {
+        let fake = Fake::default();
+        {
+            let mut sam = fake.sam();
+            sam.users
+                .insert("root".into(), ("Root-Pass-1!".into(), false, false));
+            sam.users
+                .insert("svc1".into(), ("Old-Pass-1!".into(), false, false));
+            sam.admins.push("root".into());
+            sam.policy = HostPasswordPolicy {
+                min_length: 8,
+                history_length: 0,
+                complexity: true,
+            };
+        }
+        let config = f(SamConfig::builder("host").admin("root", sv("Root-Pass-1!")))
+            .build()
+            .unwrap();
+        (Engine::new(fake.clone(), config), fake)
+    }
+
+    #[tokio::test]
+    async fn reset_prefers_aes_and_falls_back_only_when_unknown() {
+        let (e, fake) = engine(|b| b);
+        e.reset("svc1", &sv("New-Pass-22!")).await.unwrap();
+        assert_eq!(fake.sam().levels, vec![ResetLevel::Aes31]);
+        fake.sam().no_level_31 = true;
+        e.reset("svc1", &sv("New-Pass-23!")).await.unwrap();
+        assert_eq!(fake.sam().levels[1], ResetLevel::Rc4Salted25);
+        let (e, fake) = engine(|b| b.password_encryption(PasswordEncryption::AesOnly));
+        fake.sam().no_level_31 = true;
+        let err = e.reset("svc1", &sv("New-Pass-24!")).await.unwrap_err();
+        assert!(matches!(err, Error::AesUnsupported { .. }), "{err}");
+        assert!(fake.sam().levels.is_empty());
+        let (e, fake) = engine(|b| b.password_encryption(PasswordEncryption::TestingRc4Only));
+        e.reset("svc1", &sv("New-Pass-25!")).await.unwrap();
+        assert_eq!(fake.sam().levels, vec![ResetLevel::Rc4Salted25]);
+    }
+
+    #[tokio::test]
+    async fn sessions_are_reused_and_a_dropped_one_is_replaced() {
+        let (e, fake) = engine(|b| b);
+        e.reset("svc1", &sv("New-Pass-22!")).await.unwrap();
+        e.reset("svc1", &sv("New-Pass-23!")).await.unwrap();
+        assert_eq!(fake.sam().opens, 1);
+        assert_eq!(e.idle(), 1);
+        // Break the pooled session only.
+        e.pool()[0].s.broken = true;
+        e.reset("svc1", &sv("New-Pass-24!")).await.unwrap();
+        assert_eq!(fake.sam().opens, 2);
+        assert_eq!(e.idle(), 1);
+        let (e, fake) = engine(|b| b.max_idle_sessions(0));
+        e.reset("svc1", &sv("New-Pass-22!")).await.unwrap();
+        e.reset("svc1", &sv("New-Pass-23!")).await.unwrap();
+        assert_eq!((fake.sam().opens, e.idle()), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn domain_controllers_are_refused_before_any_change() {
+        let (e, fake) = engine(|b| b);
+        fake.sam().dc = true;
+        let err = e.reset("svc1", &sv("New-Pass-22!")).await.unwrap_err();
+        assert_eq!(err, Error::DomainController);
+        assert!(fake.sam().levels.is_empty());
+        let err = e
+            .change("svc1", &sv("Old-Pass-1!"), &sv("New-Pass-22!"))
+            .await
+            .unwrap_err();
+        assert_eq!(err, Error::DomainController);
+        assert!(fake.sam().changes.is_empty());
+        assert_eq!(
+            TargetError::from(&err).kind(),
+            credwheel_state::TargetErrorKind::Denied
+        );
+    }
+
+    #[tokio::test]
+    async fn host_policy_and_account_state_are_checked_before_setting() {
+        let (e, fake) = engine(|b| b);
+        let err = e.reset("svc1", &sv("short")).await.unwrap_err();
+        assert!(matches!(err, Error::HostPolicy(_)), "{err}");
+        let err = e.reset("svc1", &sv("alllowercase")).await.unwrap_err();
+        assert!(matches!(err, Error::HostPolicy(_)), "{err}");
+        let err = e.reset("svc1", &sv("xSvc1-pass-9")).await.unwrap_err();
+        assert!(matches!(err, Error::HostPolicy(_)), "{err}");
+        assert!(!err.to_string().contains("xSvc1-pass-9"));
+        let err = e.reset("nobody", &sv("New-Pass-22!")).await.unwrap_err();
+        assert_eq!(
+            TargetError::from(&err).kind(),
+            credwheel_state::TargetErrorKind::NoSuchAccount
+        );
+        assert!(fake.sam().levels.is_empty());
+        // The administrator itself is never a target.
+        assert!(matches!(
+            e.reset("ROOT", &sv("New-Pass-22!")).await,
+            Err(Error::InvalidInput(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn disabled_or_locked_accounts_are_refused_before_setting() {
+        let (e, fake) = engine(|b| b);
+        fake.sam().users.get_mut("svc1").unwrap().1 = true;
+        let err = e.reset("svc1", &sv("New-Pass-22!")).await.unwrap_err();
+        assert_eq!(
+            TargetError::from(&err).kind(),
+            credwheel_state::TargetErrorKind::AccountDisabled
+        );
+        fake.sam().users.get_mut("svc1").unwrap().1 = false;
+        fake.sam().users.get_mut("svc1").unwrap().2 = true;
+        let err = e.reset("svc1", &sv("New-Pass-22!")).await.unwrap_err();
+        assert_eq!(
+            TargetError::from(&err).kind(),
+            credwheel_state::TargetErrorKind::AccountLocked
+        );
+        assert!(fake.sam().levels.is_empty());
+    }
+
+    #[tokio::test]
+    async fn change_uses_73_then_55_then_a_reset_through_its_own_session() {
+        let (e, fake) = engine(|b| b);
+        e.change("svc1", &sv("Old-Pass-1!"), &sv("New-Pass-22!"))
+            .await
+            .unwrap();
+        assert_eq!(fake.sam().changes, vec![ChangeOp::Aes73]);
+        fake.sam().no_73 = true;
+        e.change("svc1", &sv("New-Pass-22!"), &sv("New-Pass-23!"))
+            .await
+            .unwrap();
+        assert_eq!(fake.sam().changes[1], ChangeOp::Rc4_55);
+        // Host refuses changes; svc1 is no administrator.
+        fake.sam().refuse_changes = true;
+        let err = e
+            .change("svc1", &sv("New-Pass-23!"), &sv("New-Pass-24!"))
+            .await
+            .unwrap_err();
+        assert_eq!(err, Error::ChangeRefusedByHost);
+        assert!(err.to_string().contains("login as root"));
+        // ... but an administrator target resets itself.
+        fake.sam().admins.push("svc1".into());
+        e.change("svc1", &sv("New-Pass-23!"), &sv("New-Pass-24!"))
+            .await
+            .unwrap();
+        assert_eq!(fake.sam().levels, vec![ResetLevel::Aes31]);
+        // Wrong current password: the logon fails, nothing changes.
+        let err = e
+            .change("svc1", &sv("nope"), &sv("New-Pass-25!"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            TargetError::from(&err).kind(),
+            credwheel_state::TargetErrorKind::BadCredentials
+        );
+    }
+
+    #[tokio::test]
+    async fn verify_is_false_only_for_a_definite_logon_failure() {
+        let (e, fake) = engine(|b| b);
+        assert!(e.verify("svc1", &sv("Old-Pass-1!")).await.unwrap());
+        assert!(!e.verify("svc1", &sv("wrong")).await.unwrap());
+        fake.sam().users.get_mut("svc1").unwrap().2 = true;
+        let err = e.verify("svc1", &sv("Old-Pass-1!")).await.unwrap_err();
+        assert_eq!(
+            TargetError::from(&err).kind(),
+            credwheel_state::TargetErrorKind::AccountLocked
+        );
+        fake.sam().users.get_mut("svc1").unwrap().2 = false;
+        fake.sam().users.get_mut("svc1").unwrap().1 = true;
+        let err = e.verify("svc1", &sv("Old-Pass-1!")).await.unwrap_err();
+        assert_eq!(
+            TargetError::from(&err).kind(),
+            credwheel_state::TargetErrorKind::AccountDisabled
+        );
+        assert!(matches!(
+            e.verify("a/b", &sv("x")).await,
+            Err(Error::InvalidInput(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn password_last_set_is_unix_millis() {
+        let (e, _fake) = engine(|b| b);
+        let t = e.password_last_set("svc1").await.unwrap().unwrap();
+        // 134e15 * 100 ns since 1601 is in 2025.
+        assert!(t > 1_700_000_000_000 && t < 1_800_000_000_000, "{t}");
+        let e2 = Engine::new(
+            Fake::default(),
+            SamConfig::builder("h")
+                .method(LoginMethod::AsTarget)
+                .build()
+                .unwrap(),
+        );
+        assert_eq!(e2.password_last_set("svc1").await.unwrap(), None);
+    }
+
+    #[test]
+    fn policy_guarantees_are_checked_against_the_host() {
+        let host = HostPasswordPolicy {
+            min_length: 14,
+            history_length: 24,
+            complexity: true,
+        };
+        check_policy_against_host(&credwheel_policy::Policy::vault_default(), &host).unwrap();
+        let host30 = HostPasswordPolicy {
+            min_length: 30,
+            ..host
+        };
+        assert!(matches!(
+            check_policy_against_host(&credwheel_policy::Policy::vault_default(), &host30),
+            Err(Error::HostPolicy(_))
+        ));
+        let lower = credwheel_policy::Policy::builder(20)
+            .charset("lower", "abcdefghijklmnopqrstuvwxyz", 1)
+            .build()
+            .unwrap();
+        assert!(matches!(
+            check_policy_against_host(&lower, &host),
+            Err(Error::HostPolicy(_))
+        ));
+        let no_cx = HostPasswordPolicy {
+            complexity: false,
+            ..host
+        };
+        check_policy_against_host(&lower, &no_cx).unwrap();
+        let _ = NameRules::Strict;
     }
 }

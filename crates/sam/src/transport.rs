@@ -364,6 +364,13 @@ impl SmbTransport for FrameTransport {
     }
 }
 
+/// Feeds `data` to a fresh observer (fuzzing).
+pub(crate) fn observe_for_fuzzing(data: &[u8]) {
+    let mut o = Observed::default();
+    o.observe(data);
+    let _ = o.preauth_hash();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,8 @@ async fn a_password_the_host_policy_refuses_is_rejected_up_front() {
 }
 
 #[tokio::test]
+#[ignore = "the lab's AD DC answers every SMB session setup on 127.0.0.1:445 with \
+            NT_STATUS_INTERNAL_ERROR (smbclient too, even anonymous); see docs/lab.md"]
 async fn the_ad_domain_controller_is_refused_before_any_change() {
     let (Some(_l), Some(ad)) = (lab(), credwheel_testlab::ad()) else {
         return;

@@ -2,7 +2,8 @@
 //! 127.0.0.1:4445). Outside witnesses: `smbclient`, `pdbedit`, `smbpasswd` with the
 //! lab's smb.conf.
 
-#![allow(dead_code)]
+// Test helpers: a failing witness is a test failure, so they unwrap.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};
