@@ -1,5 +1,5 @@
 //! Rotation state stores (credwheel-state): compare-and-swap updates/s and lease
-//! take+release pairs/s for each store, one caller and 32 concurrent callers, with
+//! take+check-in cycles/s (take, begin_return, finish_return) for each store, one caller and 32 concurrent callers, with
 //! the durable-commit floor of each durable backend measured in the same run.
 //!
 //! Run: `eval "$(bash tools/lab env)"; cargo bench -p credwheel-benches --bench state`
@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use credwheel::state::{
-    LeaseTerms, MemoryStore, PgOptions, PgStore, Record, SqliteOptions, SqliteStore, StateStore,
-    TargetId,
+    LeaseTerms, MemoryStore, PgOptions, PgStore, Record, SetConfig, SqliteOptions, SqliteStore,
+    StateStore, TargetId,
 };
 use criterion::{Criterion, Throughput};
 use secrecy::ExposeSecret;
@@ -71,7 +71,17 @@ impl Subject {
         let accounts: Vec<_> = (0..2 * CONCURRENT)
             .map(|i| TargetId::new("bench", format!("s{tag}"), format!("a{i}")).unwrap())
             .collect();
+        store
+            .put_set(&set, &SetConfig::new(60_000, 60_000), 0)
+            .await
+            .unwrap();
+        for a in &accounts {
+            store.create_record(&Record::new(a.clone())).await.unwrap();
+        }
         store.add_to_set(&set, &accounts).await.unwrap();
+        for m in store.set_members(&set).await.unwrap() {
+            store.finish_return(&m.account, m.generation).await.unwrap();
+        }
         Self {
             name,
             store,
@@ -105,13 +115,10 @@ impl Subject {
         start.elapsed()
     }
 
-    /// `n` take+release pairs spread over `callers` concurrent callers.
+    /// `n` lease cycles (take, begin_return, finish_return) spread over `callers` concurrent callers.
     async fn leases(&self, n: u64, callers: usize) -> Duration {
         let per = n.div_ceil(callers as u64);
-        let terms = LeaseTerms {
-            ttl_ms: 60_000,
-            max_ttl_ms: 60_000,
-        };
+        let terms = LeaseTerms::new(60_000, 60_000);
         let start = Instant::now();
         let mut hs = Vec::new();
         for c in 0..callers {
@@ -120,7 +127,8 @@ impl Subject {
                 let who = format!("b{c}");
                 for _ in 0..per {
                     let l = store.take_lease(&set, &who, 0, terms).await.unwrap();
-                    store.release_lease(&l.lease_id, Some(&who)).await.unwrap();
+                    let (m, _) = store.begin_return(&l.lease_id, Some(&who)).await.unwrap();
+                    store.finish_return(&m.account, m.generation).await.unwrap();
                 }
             }));
         }
@@ -285,7 +293,7 @@ fn ratio_table(rt: &tokio::runtime::Runtime, subjects: &[(Subject, Option<Floor>
             l32
         );
     }
-    println!("(a lease pair is two durable operations: take and release)");
+    println!("(a lease cycle is three durable operations: take, begin_return, finish_return)");
 }
 
 fn main() {

@@ -152,6 +152,11 @@ impl AdClient {
         self.inner.bind.rotate(password);
     }
 
+    /// The bind password new connections use first.
+    pub(crate) fn bind_password(&self) -> SecretString {
+        self.inner.bind.current()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config

@@ -60,6 +60,25 @@ pub enum ErrorKind {
     Protocol,
     /// Anything else the server reported.
     Other,
+    /// A role, set, lease or other named thing does not exist.
+    NotFound,
+    /// A role or set of that name exists already, or the account is managed
+    /// elsewhere (another role or set).
+    AlreadyExists,
+    /// No account of the check-out set is available.
+    NoAccountsAvailable,
+    /// The lease belongs to another borrower (check-in enforcement), or several
+    /// are out and none was named.
+    NotBorrower,
+    /// The lease expired.
+    LeaseExpired,
+    /// The account needs an operator (reconcile or adopt) before automatic work
+    /// resumes: changed elsewhere, locked, too many failures.
+    NeedsOperator,
+    /// Another process changed the same thing at the same time (retry).
+    Conflict,
+    /// The state store failed or is unreachable.
+    Store,
 }
 
 /// Which password rule the server said a new password violated (LDAP result 19).
@@ -246,7 +265,17 @@ impl Error {
             ErrorKind::Tls | ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Busy => {
                 TargetErrorKind::Unavailable
             }
-            ErrorKind::Config | ErrorKind::Protocol | ErrorKind::Other => TargetErrorKind::Other,
+            ErrorKind::Config
+            | ErrorKind::Protocol
+            | ErrorKind::Other
+            | ErrorKind::NotFound
+            | ErrorKind::AlreadyExists
+            | ErrorKind::NoAccountsAvailable
+            | ErrorKind::NotBorrower
+            | ErrorKind::LeaseExpired
+            | ErrorKind::NeedsOperator
+            | ErrorKind::Conflict
+            | ErrorKind::Store => TargetErrorKind::Other,
         }
     }
 
@@ -280,6 +309,14 @@ impl Error {
             ErrorKind::Busy => "busy",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Other => "other",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::NoAccountsAvailable => "no_accounts_available",
+            ErrorKind::NotBorrower => "not_borrower",
+            ErrorKind::LeaseExpired => "lease_expired",
+            ErrorKind::NeedsOperator => "needs_operator",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Store => "store",
         }
     }
 
@@ -315,6 +352,16 @@ impl Error {
             ErrorKind::Busy => "the domain controller is busy or unavailable",
             ErrorKind::Protocol => "unexpected answer from the directory",
             ErrorKind::Other => "the directory refused the operation",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::AlreadyExists => "already exists",
+            ErrorKind::NoAccountsAvailable => "no service accounts available for check-out",
+            ErrorKind::NotBorrower => "the lease belongs to another borrower",
+            ErrorKind::LeaseExpired => "the lease has expired",
+            ErrorKind::NeedsOperator => {
+                "the account needs an operator (reconcile or adopt) before automatic rotation resumes"
+            }
+            ErrorKind::Conflict => "changed concurrently; retry",
+            ErrorKind::Store => "the state store failed",
         })
     }
 }
@@ -361,6 +408,43 @@ impl From<Error> for TargetError {
 impl From<credwheel_dn::DnError> for Error {
     fn from(e: credwheel_dn::DnError) -> Self {
         Error::config(format!("invalid DN or filter: {e}"))
+    }
+}
+
+impl From<credwheel_state::StateError> for Error {
+    fn from(e: credwheel_state::StateError) -> Self {
+        use credwheel_state::{ConflictReason as C, StateError as S};
+        let kind = match &e {
+            S::Target(t) => return Error::from_target(t),
+            S::NotFound(_) => ErrorKind::NotFound,
+            S::Conflict(C::AlreadyExists | C::OtherSet) => ErrorKind::AlreadyExists,
+            S::Conflict(_) | S::InFlight { .. } | S::ClaimTooShort { .. } => ErrorKind::Conflict,
+            S::NoneAvailable => ErrorKind::NoAccountsAvailable,
+            S::NotBorrower => ErrorKind::NotBorrower,
+            S::Expired => ErrorKind::LeaseExpired,
+            S::Invalid(_) | S::Generate(_) | S::Key(_) | S::UnknownKey(_) => ErrorKind::Config,
+            _ => ErrorKind::Store,
+        };
+        Error::new(kind, "state store").with_diagnostic(e.to_string())
+    }
+}
+
+impl Error {
+    /// An error from a rotation target's (secret-free) error.
+    pub(crate) fn from_target(t: &credwheel_state::TargetError) -> Self {
+        use credwheel_state::TargetErrorKind as T;
+        let kind = match t.kind() {
+            T::Rejected => ErrorKind::PasswordPolicy,
+            T::BadCredentials => ErrorKind::InvalidCredentials,
+            T::Denied => ErrorKind::InsufficientAccess,
+            T::NoSuchAccount => ErrorKind::NoSuchAccount,
+            T::AccountLocked => ErrorKind::AccountLocked,
+            T::AccountDisabled => ErrorKind::AccountDisabled,
+            T::PasswordExpired => ErrorKind::PasswordExpired,
+            T::Unavailable => ErrorKind::Connect,
+            _ => ErrorKind::Other,
+        };
+        Error::new(kind, "rotation").with_diagnostic(t.message())
     }
 }
 

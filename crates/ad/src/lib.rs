@@ -106,7 +106,9 @@ mod client;
 mod config;
 mod domain_policy;
 mod error;
+mod library;
 mod pool;
+mod roles;
 mod target;
 
 pub use account::{Account, AccountRef, filetime_to_unix_ms};
@@ -114,4 +116,6 @@ pub use client::{AdClient, Health, HealthStatus};
 pub use config::{Builder, Config, DcUrl, TlsVersion, Transport};
 pub use domain_policy::{AD_MAX_PASSWORD_LENGTH, PasswordRules, RulesSource};
 pub use error::{Error, ErrorKind, PolicyViolation, Result};
+pub use library::{AccountStatus, CheckedIn, CheckedOut, Library, SetOptions};
+pub use roles::{Import, MAX_ROLE_NAME, ROLE_KIND, Role, RoleCreds, RoleSpec, Roles, RolesConfig};
 pub use target::{AdTarget, TARGET_KIND};

@@ -66,7 +66,7 @@ pub(crate) struct ConnManager {
     pub(crate) bind: Option<Arc<BindCreds>>,
 }
 
-/// An idle connection older than this is probed (WhoAmI) before reuse.
+/// A connection idle longer than this is probed (a root DSE read) before reuse.
 const PROBE_AFTER: Duration = Duration::from_secs(30);
 
 impl ConnManager {
@@ -161,7 +161,12 @@ impl managed::Manager for ConnManager {
         }
         if metrics.last_used() > PROBE_AFTER {
             conn.ldap.with_timeout(self.connect_timeout);
-            match conn.ldap.extended(ldap3::exop::WhoAmI).await {
+            // A root DSE read: every directory answers it (Samba lacks WhoAmI).
+            match conn
+                .ldap
+                .search("", ldap3::Scope::Base, "(objectClass=*)", vec!["1.1"])
+                .await
+            {
                 Ok(r) if r.1.rc == 0 => {}
                 _ => return Err(RecycleError::message("connection failed a liveness probe")),
             }

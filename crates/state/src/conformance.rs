@@ -19,9 +19,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::error::{ConflictReason, StateError};
+use crate::error::{ConflictReason, Missing, StateError};
 use crate::store::StateStore;
-use crate::types::{LeaseTerms, Pending, Record, Sealed, TargetId, new_uuid};
+use crate::types::{
+    LeaseTerms, MAX_CONFIG_BODY, MemberState, Millis, Pending, ReconcileKind, Record, RecordState,
+    Schedule, Sealed, SetConfig, TargetId, Why, new_uuid,
+};
 
 /// A fresh id unique to this run.
 pub fn unique_id(kind: &str) -> TargetId {
@@ -36,14 +39,28 @@ pub fn unique_id(kind: &str) -> TargetId {
 fn full_record(id: &TargetId) -> Record {
     let mut r = Record::new(id.clone());
     r.current = Some(Sealed::from_bytes(vec![1, 2, 3, 0, 255, 7]));
-    r.last = Some(Sealed::from_bytes(vec![9; 70]));
-    r.pending = Some(Pending {
-        attempt: new_uuid(),
-        sealed: Sealed::from_bytes(vec![4, 5, 6]),
-        created_at: 1_700_000_000_123,
-    });
-    r.last_rotated = Some(1_700_000_000_001);
+    r.history = vec![
+        Sealed::from_bytes(vec![9; 70]),
+        Sealed::from_bytes(vec![8; 3]),
+    ];
+    r.pending = Some(Pending::new(
+        new_uuid(),
+        Sealed::from_bytes(vec![4, 5, 6]),
+        1_700_000_000_123,
+        1_700_000_600_123,
+    ));
+    r.set_at = Some(1_700_000_000_001);
+    r.target_set_at = Some(1_699_999_999_999);
+    r.schedule = Schedule::External {
+        spec: "0 3 * * * Europe/Paris ünï".into(),
+    };
     r.next_due = Some(1_800_000_000_002);
+    r.state = RecordState::NeedsReconcile {
+        since: 1_700_000_000_500,
+        why: Why::new(ReconcileKind::ChangedElsewhere, "changed ünïcode"),
+    };
+    r.failures = 3;
+    r.retry_at = Some(1_700_000_100_000);
     r.last_error = Some("some error ünïcode".into());
     r
 }
@@ -54,7 +71,10 @@ pub async fn run_all(store: Arc<dyn StateStore>) {
     claims(&store).await;
     fencing(&store).await;
     due(&store).await;
+    paging(&store).await;
     sets_and_leases(&store).await;
+    set_settings(&store).await;
+    configs(&store).await;
     race_cas(&store, 32, 5).await;
     race_leases(&store, 64, 10).await;
     race_claims(&store, 32).await;
@@ -65,7 +85,7 @@ pub async fn records(store: &Arc<dyn StateStore>) {
     let id = unique_id("ad");
     assert_eq!(
         store.get_record(&id).await,
-        Err(StateError::NotFound("record"))
+        Err(StateError::NotFound(Missing::Record))
     );
     let mut r = full_record(&id);
     r.version = 42; // ignored by create
@@ -80,10 +100,15 @@ pub async fn records(store: &Arc<dyn StateStore>) {
 
     let mut next = got.clone();
     next.pending = None;
-    next.last = None;
+    next.history = Vec::new();
     next.last_error = None;
     next.next_due = None;
-    next.last_rotated = None;
+    next.set_at = None;
+    next.target_set_at = None;
+    next.schedule = Schedule::Every { interval_ms: 5 };
+    next.state = RecordState::InDoubt;
+    next.failures = 0;
+    next.retry_at = None;
     next.current = Some(Sealed::from_bytes(vec![]));
     assert_eq!(store.compare_and_swap(&next, 1, None).await.unwrap(), 2);
     next.version = 2;
@@ -92,6 +117,19 @@ pub async fn records(store: &Arc<dyn StateStore>) {
         next,
         "None fields stored"
     );
+    for (sched, state) in [
+        (Schedule::Ttl { ttl_ms: 7 }, RecordState::Ok),
+        (Schedule::None, RecordState::Ok),
+    ] {
+        next.schedule = sched;
+        next.state = state;
+        next.version = store
+            .compare_and_swap(&next, next.version, None)
+            .await
+            .unwrap();
+        assert_eq!(store.get_record(&id).await.unwrap(), next);
+    }
+    let v = next.version;
     assert_eq!(
         store.compare_and_swap(&next, 1, None).await,
         Err(StateError::Conflict(ConflictReason::Version))
@@ -101,20 +139,20 @@ pub async fn records(store: &Arc<dyn StateStore>) {
         store
             .compare_and_swap(&Record::new(other.clone()), 1, None)
             .await,
-        Err(StateError::NotFound("record"))
+        Err(StateError::NotFound(Missing::Record))
     );
     assert_eq!(
         store.delete_record(&id, 1).await,
         Err(StateError::Conflict(ConflictReason::Version))
     );
-    store.delete_record(&id, 2).await.unwrap();
+    store.delete_record(&id, v).await.unwrap();
     assert_eq!(
         store.get_record(&id).await,
-        Err(StateError::NotFound("record"))
+        Err(StateError::NotFound(Missing::Record))
     );
     assert_eq!(
-        store.delete_record(&id, 2).await,
-        Err(StateError::NotFound("record"))
+        store.delete_record(&id, v).await,
+        Err(StateError::NotFound(Missing::Record))
     );
 }
 
@@ -122,9 +160,11 @@ pub async fn records(store: &Arc<dyn StateStore>) {
 pub async fn claims(store: &Arc<dyn StateStore>) {
     let id = unique_id("sam");
     let now = 1_000_000;
+    assert_eq!(store.get_claim(&id).await.unwrap(), None);
     let a = store.claim(&id, "a", now, 1000).await.unwrap();
     assert_eq!(a.holder, "a");
-    assert_eq!(a.expires_at, now + 1000);
+    assert_eq!((a.renewed_at, a.expires_at), (now, now + 1000));
+    assert_eq!(store.get_claim(&id).await.unwrap(), Some(a.clone()));
     assert_eq!(
         store.claim(&id, "b", now + 999, 1000).await,
         Err(StateError::Conflict(ConflictReason::ClaimHeld))
@@ -135,8 +175,9 @@ pub async fn claims(store: &Arc<dyn StateStore>) {
         Err(StateError::Conflict(ConflictReason::ClaimHeld))
     );
     let a2 = store.renew_claim(&a, now + 500, 1000).await.unwrap();
-    assert_eq!(a2.expires_at, now + 1500);
+    assert_eq!((a2.renewed_at, a2.expires_at), (now + 500, now + 1500));
     assert_eq!(a2.token, a.token);
+    assert_eq!(store.get_claim(&id).await.unwrap(), Some(a2.clone()));
     assert!(store.claim(&id, "b", now + 1499, 1000).await.is_err());
     let b = store.claim(&id, "b", now + 1500, 1000).await.unwrap();
     assert!(b.token > a.token, "fencing token increases on takeover");
@@ -147,6 +188,7 @@ pub async fn claims(store: &Arc<dyn StateStore>) {
     store.release_claim(&a2).await.unwrap(); // no-op: b holds it
     assert!(store.claim(&id, "c", now + 1600, 1000).await.is_err());
     store.release_claim(&b).await.unwrap();
+    assert_eq!(store.get_claim(&id).await.unwrap(), None, "released");
     let c = store.claim(&id, "c", now + 1601, 1000).await.unwrap();
     assert!(c.token > b.token, "fencing token increases after release");
     assert!(
@@ -194,31 +236,130 @@ pub async fn fencing(store: &Arc<dyn StateStore>) {
     store.compare_and_swap(&r, v2, None).await.unwrap();
 }
 
-/// `list_due` returns due and pending records only.
+async fn all_due(store: &Arc<dyn StateStore>, now: Millis, kind: &str) -> Vec<TargetId> {
+    let mut out = Vec::new();
+    let mut after: Option<TargetId> = None;
+    loop {
+        let page = store.list_due(now, after.as_ref(), 7).await.unwrap();
+        assert!(page.len() <= 7);
+        if page.is_empty() {
+            return out
+                .into_iter()
+                .filter(|i: &TargetId| i.kind() == kind)
+                .collect();
+        }
+        assert!(page.windows(2).all(|w| w[0] < w[1]), "id order");
+        if let Some(a) = &after {
+            assert!(page[0] > *a, "strictly after the cursor");
+        }
+        after = page.last().cloned();
+        out.extend(page);
+    }
+}
+
+/// `list_due`: schedule due, in doubt, backing off, needing an operator; paging.
 pub async fn due(store: &Arc<dyn StateStore>) {
     let kind = format!("due{}", &new_uuid()[..8]);
-    let (a, b, c) = (unique_id(&kind), unique_id(&kind), unique_id(&kind));
-    let mut ra = Record::new(a.clone());
-    ra.next_due = Some(-5_000_000_000_000); // due long ago, before any other test's
-    let mut rb = Record::new(b.clone());
-    rb.next_due = Some(i64::MAX - 1);
-    let mut rc = Record::new(c.clone());
-    rc.next_due = None;
-    for r in [&ra, &rb, &rc] {
+    let now = -4_000_000_000_000;
+    let mk = |f: &dyn Fn(&mut Record)| {
+        let mut r = Record::new(unique_id(&kind));
+        f(&mut r);
+        r
+    };
+    let due_sched = mk(&|r| r.next_due = Some(now - 1));
+    let due_exact = mk(&|r| r.next_due = Some(now));
+    let later = mk(&|r| r.next_due = Some(i64::MAX - 1));
+    let never = mk(&|_| {});
+    let pending = mk(&|r| {
+        r.pending = Some(Pending::new(new_uuid(), Sealed::from_bytes(vec![1]), 0, 1));
+        r.state = RecordState::InDoubt;
+    });
+    let backing_off = mk(&|r| {
+        r.next_due = Some(now - 1);
+        r.retry_at = Some(now + 1);
+    });
+    let backoff_over = mk(&|r| {
+        r.next_due = Some(now - 1);
+        r.retry_at = Some(now);
+    });
+    let operator = mk(&|r| {
+        r.next_due = Some(now - 1);
+        r.pending = Some(Pending::new(new_uuid(), Sealed::from_bytes(vec![1]), 0, 1));
+        r.state = RecordState::NeedsReconcile {
+            since: 0,
+            why: Why::new(ReconcileKind::Unknown, "x"),
+        };
+    });
+    let all = [
+        &due_sched,
+        &due_exact,
+        &later,
+        &never,
+        &pending,
+        &backing_off,
+        &backoff_over,
+        &operator,
+    ];
+    for r in all {
         store.create_record(r).await.unwrap();
     }
-    let got = store.list_due(-4_000_000_000_000, 10_000).await.unwrap();
-    assert!(got.contains(&a));
-    assert!(!got.contains(&b) && !got.contains(&c));
-    rc.pending = Some(Pending {
-        attempt: new_uuid(),
-        sealed: Sealed::from_bytes(vec![1]),
-        created_at: 0,
-    });
-    store.compare_and_swap(&rc, 1, None).await.unwrap();
-    let got = store.list_due(-4_000_000_000_000, 10_000).await.unwrap();
-    assert!(got.contains(&c), "a pending record is due");
-    assert!(store.list_due(0, 0).await.unwrap().is_empty());
+    let got: HashSet<_> = all_due(store, now, &kind).await.into_iter().collect();
+    let want: HashSet<_> = [&due_sched, &due_exact, &pending, &backoff_over]
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(got, want, "exactly the due records");
+    for r in all {
+        let stored = store.get_record(&r.id).await.unwrap();
+        assert_eq!(stored.is_due(now), want.contains(&r.id), "is_due agrees");
+    }
+    assert!(store.list_due(now, None, 0).await.unwrap().is_empty());
+    let ops = store
+        .list_needing_operator(None, usize::MAX >> 1)
+        .await
+        .unwrap();
+    assert!(ops.iter().any(|r| r.id == operator.id));
+    assert!(ops.iter().all(|r| r.state.needs_operator()));
+}
+
+/// `list_records` reaches every record exactly once, page by page.
+pub async fn paging(store: &Arc<dyn StateStore>) {
+    let kind = format!("page{}", &new_uuid()[..8]);
+    let mut ids: Vec<TargetId> = (0..23).map(|_| unique_id(&kind)).collect();
+    // Byte order: an upper-case letter sorts before a lower-case one, 'é' after 'z'.
+    ids.push(TargetId::new(&kind, "Zed", "a").unwrap());
+    ids.push(TargetId::new(&kind, "zed", "a").unwrap());
+    ids.push(TargetId::new(&kind, "éd", "a").unwrap());
+    for id in &ids {
+        store.create_record(&Record::new(id.clone())).await.unwrap();
+    }
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut after: Option<TargetId> = None;
+    loop {
+        let page = store.list_records(after.as_ref(), 5).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 5);
+        after = page.last().map(|r| r.id.clone());
+        seen.extend(page.into_iter().map(|r| r.id).filter(|i| i.kind() == kind));
+    }
+    assert_eq!(seen, ids, "every record once, in byte order");
+}
+
+async fn make_available(store: &Arc<dyn StateStore>, set: &str) {
+    for m in store.set_members(set).await.unwrap() {
+        if m.state == MemberState::Returning {
+            if store.get_record(&m.account).await.is_err() {
+                store
+                    .create_record(&Record::new(m.account.clone()))
+                    .await
+                    .unwrap();
+            }
+            store.finish_return(&m.account, m.generation).await.unwrap();
+        }
+    }
 }
 
 /// Sets, membership and the whole lease life cycle.
@@ -226,15 +367,19 @@ pub async fn sets_and_leases(store: &Arc<dyn StateStore>) {
     let set = format!("set-{}", new_uuid());
     let other = format!("set-{}", new_uuid());
     let accts: Vec<TargetId> = (0..3).map(|_| unique_id("ad")).collect();
-    let terms = LeaseTerms {
-        ttl_ms: 1000,
-        max_ttl_ms: 3000,
-    };
+    let terms = LeaseTerms::new(1000, 3000);
     assert_eq!(
         store.take_lease(&set, "x", 0, terms).await,
-        Err(StateError::NotFound("set"))
+        Err(StateError::NotFound(Missing::Set))
+    );
+    assert_eq!(
+        store.add_to_set(&set, &accts).await,
+        Err(StateError::NotFound(Missing::Set))
     );
     assert!(store.set_members(&set).await.is_err());
+    let cfg = SetConfig::new(1000, 3000);
+    store.put_set(&set, &cfg, 0).await.unwrap();
+    store.put_set(&other, &cfg, 0).await.unwrap();
     store.add_to_set(&set, &accts[..2]).await.unwrap();
     store.add_to_set(&set, &accts[..2]).await.unwrap(); // idempotent
     assert_eq!(
@@ -244,9 +389,59 @@ pub async fn sets_and_leases(store: &Arc<dyn StateStore>) {
         Err(StateError::Conflict(ConflictReason::OtherSet))
     );
     assert!(
-        store.set_members(&other).await.is_err(),
+        store.set_members(&other).await.unwrap().is_empty(),
         "a refused add changes nothing"
     );
+    // New members are Returning: nothing to lend until their first rotation.
+    let members = store.set_members(&set).await.unwrap();
+    assert!(members.iter().all(|m| m.state == MemberState::Returning));
+    assert_eq!(
+        store.take_lease(&set, "x", 0, terms).await,
+        Err(StateError::NoneAvailable)
+    );
+    // finish_return is fenced on the generation.
+    let m0 = &members[0];
+    assert_eq!(
+        store.finish_return(&m0.account, m0.generation + 7).await,
+        Err(StateError::Conflict(ConflictReason::MemberState))
+    );
+    // Available but without a record, or with a record in doubt: not lent.
+    let done = store
+        .finish_return(&m0.account, m0.generation)
+        .await
+        .unwrap();
+    assert_eq!(done.state, MemberState::Available);
+    assert!(done.generation > m0.generation);
+    assert_eq!(
+        store.finish_return(&m0.account, m0.generation).await,
+        Err(StateError::Conflict(ConflictReason::MemberState)),
+        "a second finish with the old generation is refused"
+    );
+    assert_eq!(
+        store.take_lease(&set, "x", 0, terms).await,
+        Err(StateError::NoneAvailable),
+        "no record: not lent"
+    );
+    let mut doubt = Record::new(m0.account.clone());
+    doubt.state = RecordState::InDoubt;
+    store.create_record(&doubt).await.unwrap();
+    assert_eq!(
+        store.take_lease(&set, "x", 0, terms).await,
+        Err(StateError::NoneAvailable),
+        "in doubt: not lent"
+    );
+    doubt.state = RecordState::Ok;
+    doubt.pending = Some(Pending::new(new_uuid(), Sealed::from_bytes(vec![1]), 0, 1));
+    store.compare_and_swap(&doubt, 1, None).await.unwrap();
+    assert_eq!(
+        store.take_lease(&set, "x", 0, terms).await,
+        Err(StateError::NoneAvailable),
+        "pending: not lent"
+    );
+    doubt.pending = None;
+    store.compare_and_swap(&doubt, 2, None).await.unwrap();
+    make_available(store, &set).await;
+
     let now = 10_000;
     let l1 = store.take_lease(&set, "alice", now, terms).await.unwrap();
     assert_eq!(
@@ -257,6 +452,7 @@ pub async fn sets_and_leases(store: &Arc<dyn StateStore>) {
         (l1.issued_at, l1.expires_at, l1.max_expires_at),
         (now, now + 1000, now + 3000)
     );
+    assert_eq!(store.get_lease(&l1.lease_id).await.unwrap(), l1);
     let l2 = store.take_lease(&set, "bob", now, terms).await.unwrap();
     assert_ne!(l1.account, l2.account);
     assert_ne!(l1.lease_id, l2.lease_id);
@@ -272,25 +468,18 @@ pub async fn sets_and_leases(store: &Arc<dyn StateStore>) {
     let lent: Vec<_> = members.iter().filter_map(|m| m.lease.clone()).collect();
     assert_eq!(lent.len(), 2);
     assert!(lent.contains(&l1) && lent.contains(&l2));
+    assert!(
+        members
+            .iter()
+            .all(|m| (m.state == MemberState::Lent) == m.lease.is_some())
+    );
+    make_available(store, &set).await;
     let l3 = store.take_lease(&set, "carol", now, terms).await.unwrap();
     assert_eq!(l3.account, accts[2]);
     assert!(
-        LeaseTerms {
-            ttl_ms: 0,
-            max_ttl_ms: 0
-        }
-        .check()
-        .is_err()
+        LeaseTerms::new(0, 0).check().is_err()
             && store
-                .take_lease(
-                    &set,
-                    "d",
-                    now,
-                    LeaseTerms {
-                        ttl_ms: 5,
-                        max_ttl_ms: 1
-                    }
-                )
+                .take_lease(&set, "d", now, LeaseTerms::new(5, 1))
                 .await
                 .is_err()
     );
@@ -330,9 +519,9 @@ pub async fn sets_and_leases(store: &Arc<dyn StateStore>) {
             .is_err()
     );
 
-    // Release: borrower enforced, then available again.
+    // Check-in: borrower enforced, Lent -> Returning, fenced on the lease id.
     assert_eq!(
-        store.release_lease(&l2.lease_id, Some("mallory")).await,
+        store.begin_return(&l2.lease_id, Some("mallory")).await,
         Err(StateError::NotBorrower)
     );
     assert_eq!(
@@ -341,27 +530,48 @@ pub async fn sets_and_leases(store: &Arc<dyn StateStore>) {
             .await,
         Err(StateError::Conflict(ConflictReason::Leased))
     );
-    let ended = store
-        .release_lease(&l2.lease_id, Some("bob"))
-        .await
-        .unwrap();
-    assert_eq!(ended.lease_id, l2.lease_id);
+    let (m, ended) = store.begin_return(&l2.lease_id, Some("bob")).await.unwrap();
+    assert_eq!(ended, l2);
+    assert_eq!((m.state, m.lease.as_ref()), (MemberState::Returning, None));
     assert_eq!(
-        store.release_lease(&l2.lease_id, None).await,
-        Err(StateError::NotFound("lease"))
+        store.begin_return(&l2.lease_id, None).await,
+        Err(StateError::NotFound(Missing::Lease)),
+        "a stale check-in does nothing"
     );
     assert_eq!(
         store.renew_lease(&l2.lease_id, None, now, 100).await,
-        Err(StateError::NotFound("lease"))
+        Err(StateError::NotFound(Missing::Lease))
     );
+    assert_eq!(
+        store.get_lease(&l2.lease_id).await,
+        Err(StateError::NotFound(Missing::Lease))
+    );
+    assert!(
+        store
+            .take_lease(&set, "erin", now + 5000, terms)
+            .await
+            .is_err(),
+        "Returning is never lent"
+    );
+    store.finish_return(&m.account, m.generation).await.unwrap();
     let l4 = store
         .take_lease(&set, "erin", now + 5000, terms)
         .await
         .unwrap();
     assert_eq!(l4.account, l2.account);
-    store.release_lease(&l4.lease_id, None).await.unwrap();
+    // A reaper holding the old lease id cannot touch the account lent again.
+    assert_eq!(
+        store.begin_return(&l2.lease_id, None).await,
+        Err(StateError::NotFound(Missing::Lease))
+    );
+    let (m4, _) = store.begin_return(&l4.lease_id, None).await.unwrap();
+    assert_eq!(
+        store.finish_return(&m.account, m.generation).await,
+        Err(StateError::Conflict(ConflictReason::MemberState)),
+        "an old generation cannot finish a newer return"
+    );
     store
-        .remove_from_set(&set, std::slice::from_ref(&l2.account))
+        .remove_from_set(&set, std::slice::from_ref(&m4.account))
         .await
         .unwrap();
     assert_eq!(store.set_members(&set).await.unwrap().len(), 2);
@@ -370,6 +580,143 @@ pub async fn sets_and_leases(store: &Arc<dyn StateStore>) {
         .await
         .unwrap();
     assert_eq!(store.set_members(&other).await.unwrap().len(), 1);
+}
+
+/// Set settings: create, compare-and-swap, list in order, delete.
+pub async fn set_settings(store: &Arc<dyn StateStore>) {
+    let prefix = format!("cfg-{}", &new_uuid()[..8]);
+    let names: Vec<String> = ["b", "a", "C", "é"]
+        .iter()
+        .map(|s| format!("{prefix}-{s}"))
+        .collect();
+    let cfg = SetConfig::new(1000, 2000);
+    for n in &names {
+        assert_eq!(store.put_set(n, &cfg, 0).await.unwrap(), 1);
+    }
+    assert_eq!(
+        store.put_set(&names[0], &cfg, 0).await,
+        Err(StateError::Conflict(ConflictReason::AlreadyExists))
+    );
+    assert_eq!(
+        store.put_set(&format!("{prefix}-none"), &cfg, 1).await,
+        Err(StateError::NotFound(Missing::Set))
+    );
+    assert!(
+        store
+            .put_set("bad", &SetConfig::new(0, 1), 0)
+            .await
+            .is_err()
+    );
+    let mut cfg2 = SetConfig::new(5, 10);
+    cfg2.enforce_check_in = false;
+    assert_eq!(store.put_set(&names[0], &cfg2, 1).await.unwrap(), 2);
+    assert_eq!(
+        store.put_set(&names[0], &cfg2, 1).await,
+        Err(StateError::Conflict(ConflictReason::Version))
+    );
+    let got = store.get_set(&names[0]).await.unwrap();
+    assert_eq!((got.config, got.version), (cfg2.clone(), 2));
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_sets(after.as_deref(), 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|s| s.name.clone());
+        listed.extend(
+            page.into_iter()
+                .map(|s| s.name)
+                .filter(|n| n.starts_with(&prefix)),
+        );
+    }
+    let mut want = names.clone();
+    want.sort();
+    assert_eq!(listed, want, "byte order, every set once");
+    // Delete: version checked, refused while an account is lent.
+    let acct = unique_id("ad");
+    store
+        .create_record(&Record::new(acct.clone()))
+        .await
+        .unwrap();
+    store
+        .add_to_set(&names[1], std::slice::from_ref(&acct))
+        .await
+        .unwrap();
+    make_available(store, &names[1]).await;
+    let l = store
+        .take_lease(&names[1], "x", 0, LeaseTerms::new(10, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.delete_set(&names[1], 1).await,
+        Err(StateError::Conflict(ConflictReason::Leased))
+    );
+    assert_eq!(
+        store.delete_set(&names[1], 9).await,
+        Err(StateError::Conflict(ConflictReason::Version))
+    );
+    store.begin_return(&l.lease_id, None).await.unwrap();
+    store.delete_set(&names[1], 1).await.unwrap();
+    assert_eq!(
+        store.get_set(&names[1]).await,
+        Err(StateError::NotFound(Missing::Set))
+    );
+    // Its members are free to join another set.
+    store
+        .add_to_set(&names[2], std::slice::from_ref(&acct))
+        .await
+        .unwrap();
+}
+
+/// Configuration documents: create, compare-and-swap, list by kind, delete.
+pub async fn configs(store: &Arc<dyn StateStore>) {
+    let kind = format!("kind-{}", &new_uuid()[..8]);
+    let other = format!("{kind}x");
+    assert_eq!(
+        store.get_config(&kind, "a").await,
+        Err(StateError::NotFound(Missing::Config))
+    );
+    assert_eq!(store.put_config(&kind, "b", b"{}", 0).await.unwrap(), 1);
+    assert_eq!(
+        store.put_config(&kind, "a", b"\x00\xff", 0).await.unwrap(),
+        1
+    );
+    assert_eq!(store.put_config(&other, "a", b"o", 0).await.unwrap(), 1);
+    assert_eq!(
+        store.put_config(&kind, "a", b"x", 0).await,
+        Err(StateError::Conflict(ConflictReason::AlreadyExists))
+    );
+    assert_eq!(
+        store.put_config(&kind, "zz", b"x", 3).await,
+        Err(StateError::NotFound(Missing::Config))
+    );
+    assert_eq!(store.put_config(&kind, "a", b"v2", 1).await.unwrap(), 2);
+    assert_eq!(
+        store.put_config(&kind, "a", b"v3", 1).await,
+        Err(StateError::Conflict(ConflictReason::Version))
+    );
+    let a = store.get_config(&kind, "a").await.unwrap();
+    assert_eq!((a.version, a.body.as_slice()), (2, &b"v2"[..]));
+    let all = store.list_configs(&kind, None, 10).await.unwrap();
+    let names: Vec<_> = all.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"], "only this kind, name order");
+    let page = store.list_configs(&kind, Some("a"), 10).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].body, b"{}");
+    assert!(
+        store
+            .put_config(&kind, "big", &vec![0; MAX_CONFIG_BODY + 1], 0)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.delete_config(&kind, "a", 1).await,
+        Err(StateError::Conflict(ConflictReason::Version))
+    );
+    store.delete_config(&kind, "a", 2).await.unwrap();
+    assert_eq!(store.list_configs(&kind, None, 10).await.unwrap().len(), 1);
+    assert_eq!(store.get_config(&other, "a").await.unwrap().body, b"o");
 }
 
 /// `tasks` tasks race a compare-and-swap on one record, `rounds` times: exactly one
@@ -417,12 +764,14 @@ pub async fn race_cas(store: &Arc<dyn StateStore>, tasks: usize, rounds: usize) 
 pub async fn race_leases(store: &Arc<dyn StateStore>, borrowers: usize, accounts: usize) {
     let set = format!("race-{}", new_uuid());
     let accts: Vec<TargetId> = (0..accounts).map(|_| unique_id("sam")).collect();
+    store
+        .put_set(&set, &SetConfig::new(60_000, 60_000), 0)
+        .await
+        .unwrap();
     store.add_to_set(&set, &accts).await.unwrap();
+    make_available(store, &set).await;
     let barrier = Arc::new(tokio::sync::Barrier::new(borrowers));
-    let terms = LeaseTerms {
-        ttl_ms: 60_000,
-        max_ttl_ms: 60_000,
-    };
+    let terms = LeaseTerms::new(60_000, 60_000);
     let mut handles = Vec::new();
     for b in 0..borrowers {
         let (store, barrier, set) = (store.clone(), barrier.clone(), set.clone());

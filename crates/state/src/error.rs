@@ -19,6 +19,11 @@ pub enum ConflictReason {
     OtherSet,
     /// The account is lent and cannot be removed from its set.
     Leased,
+    /// The set member is not in the state the transition needs (e.g. a check-in
+    /// of an account that is no longer lent under that lease).
+    MemberState,
+    /// The set still has members.
+    NotEmpty,
 }
 
 impl fmt::Display for ConflictReason {
@@ -30,6 +35,39 @@ impl fmt::Display for ConflictReason {
             Self::Fenced => "claim lost (fencing token superseded)",
             Self::OtherSet => "account belongs to another set",
             Self::Leased => "account is lent",
+            Self::MemberState => "set member is not in the expected state",
+            Self::NotEmpty => "set is not empty",
+        })
+    }
+}
+
+/// What was not found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Missing {
+    /// The credential record.
+    Record,
+    /// The record has no current password.
+    CurrentPassword,
+    /// The check-out set.
+    Set,
+    /// The lease (never existed, or already ended).
+    Lease,
+    /// The account is not a member of the set.
+    Member,
+    /// The configuration document.
+    Config,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Record => "record",
+            Self::CurrentPassword => "current password",
+            Self::Set => "set",
+            Self::Lease => "lease",
+            Self::Member => "set member",
+            Self::Config => "configuration document",
         })
     }
 }
@@ -129,7 +167,26 @@ pub enum StateError {
     Conflict(ConflictReason),
     /// The named thing does not exist.
     #[error("not found: {0}")]
-    NotFound(&'static str),
+    NotFound(Missing),
+    /// Less than the rotator's target margin remains of the rotation claim (or of
+    /// the attempt's deadline): the target was not touched.
+    #[error("rotation claim too short: {remaining_ms} ms left, {needed_ms} ms needed")]
+    ClaimTooShort {
+        /// Milliseconds left.
+        remaining_ms: i64,
+        /// The margin required.
+        needed_ms: i64,
+    },
+    /// Another holder is rotating the account and did not finish within the wait.
+    #[error("rotation in flight by another holder (claim lapses at {expires_at}, holder {})",
+        if *.holder_silent { "silent" } else { "active" })]
+    InFlight {
+        /// When the holder's claim lapses unless renewed.
+        expires_at: crate::Millis,
+        /// The holder has not renewed its claim for longer than a live holder
+        /// would (it probably died; the claim lapses at `expires_at`).
+        holder_silent: bool,
+    },
     /// No account of the set is free to lend.
     #[error("no accounts available for check-out in this set")]
     NoneAvailable,

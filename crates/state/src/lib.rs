@@ -11,33 +11,85 @@
 //! # Example
 //!
 //! ```
+//! # #[cfg(feature = "testing")]
+//! # {
 //! use std::sync::Arc;
 //! use credwheel_state::{
-//!     Key, MemoryStore, PasswordSource, RotationMethod, RotationOutcome, Rotator,
-//!     RotatorConfig, Sealer, StateStore, TargetId,
+//!     Key, MemoryStore, RotateOptions, RotationMethod, RotationOutcome, Rotator,
+//!     RotatorConfig, Schedule, Sealer, StateStore, TargetId,
 //! };
 //! use credwheel_state::testing::FakeTarget;
 //! use secrecy::{ExposeSecret, SecretString};
 //!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 //! let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
 //! let sealer = Arc::new(Sealer::new("k1", Key::generate()?)?);
 //! let rotator = Rotator::new(store, sealer, RotatorConfig::with_holder("doc"));
 //!
 //! let id = TargetId::new("ad", "example.com", "svc-web")?;
 //! let target = FakeTarget::new(&id, "Initial-Pa55word");
-//! rotator.enroll(&id, &SecretString::from("Initial-Pa55word"), None).await?;
+//! let day = 86_400_000;
+//! rotator
+//!     .enroll(&id, &SecretString::from("Initial-Pa55word"), Schedule::Every { interval_ms: 30 * day })
+//!     .await?;
 //!
 //! let source = |_: &TargetId| Ok(SecretString::from("Next-Pa55word-1"));
-//! let outcome = rotator.rotate(&target, &id, &source, RotationMethod::AdminReset).await?;
+//! let outcome = rotator
+//!     .rotate(&target, &id, &source, RotateOptions::new(RotationMethod::AdminReset))
+//!     .await?;
 //! assert!(matches!(outcome, RotationOutcome::Rotated { .. }));
-//! let (current, _version) = rotator.current_password(&id).await?;
-//! assert_eq!(current.expose_secret(), "Next-Pa55word-1");
-//! assert!(target.accepts(&current));
-//! # Ok(())
+//! let creds = rotator.credentials(&id).await?;
+//! assert_eq!(creds.current().expose_secret(), "Next-Pa55word-1");
+//! assert_eq!(creds.last().map(|p| p.expose_secret()), Some("Initial-Pa55word"));
+//! assert!(target.accepts(creds.current()));
+//! assert!(creds.due_at().is_some(), "the account's schedule survived the rotation");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
 //! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # API for the other layers
+//!
+//! - **Records and health.** A [`Record`] carries current, history (last *N*
+//!   passwords, [`RotatorConfig::history`]), pending, the account's stored
+//!   [`Schedule`] with `next_due`, a [`RecordState`] (`Ok | InDoubt |
+//!   NeedsReconcile { since, why }`), a failure count with `retry_at` (exponential,
+//!   capped backoff after *every* failure kind) and `target_set_at`, the target's own
+//!   "password last set" observed at our last commit. After
+//!   [`RotatorConfig::max_failures`] failed cycles (or at once for a locked account
+//!   or a refused stored password) the record needs an operator: nothing touches the
+//!   target again until [`Rotator::reconcile`] or [`Rotator::adopt`];
+//!   [`StateStore::list_needing_operator`] lists them.
+//! - **Schedules** belong to the account ([`Rotator::enroll`],
+//!   [`Rotator::set_schedule`]); a rotation only recomputes `next_due` from it
+//!   (or keeps a future one with [`RotateOptions::keep_anchor`]).
+//!   [`Schedule::External`] rules are computed by the embedder's [`NextDue`]
+//!   ([`Rotator::with_next_due`]).
+//! - **Rotation:** [`Rotator::rotate`] with [`RotateOptions`]: method, a
+//!   [`Precondition`] (`Always | IfVersion(v) | IfDue(now) | UnlessBackingOff(now)`),
+//!   a bounded `wait` for a rotation in flight (then [`StateError::InFlight`] says
+//!   when the holder's claim lapses and whether the holder went silent). Outcomes:
+//!   [`RotationOutcome`] `Rotated | Skipped { version, reason } | Failed { error,
+//!   in_doubt, retry_at } | NeedsReconcile { why }`. [`Rotator::claim`] +
+//!   [`Rotator::rotate_claimed`] run further steps under the same claim; a dropped
+//!   [`ClaimGuard`] releases in the background.
+//! - **Reading:** [`Rotator::credentials`] (one record read; cached per version),
+//!   [`Rotator::fresh_credentials`] (lazy TTL rotation: of many readers of an
+//!   expired password exactly one rotates), [`Rotator::in_flight`].
+//! - **Check-out:** sets with stored, versioned [`SetConfig`]
+//!   ([`StateStore::put_set`], `get_set`, `list_sets`, `delete_set`); members are
+//!   [`MemberState`] `Available | Lent | Returning`; [`Rotator::check_out`],
+//!   [`Rotator::renew`], [`Rotator::check_in`] (Lent → Returning fenced on the lease,
+//!   rotate, Returning → Available fenced on the member generation; `None` borrower
+//!   = forced), [`Rotator::complete_return`] for new members and failed check-ins;
+//!   [`StateStore::get_lease`], [`StateStore::list_expired_leases`].
+//! - **Stored configuration:** versioned documents under (kind, name)
+//!   ([`StateStore::put_config`], `get_config`, `list_configs`, `delete_config`),
+//!   e.g. AD roles and rotation definitions, as JSON bytes.
+//! - **Paging:** `list_due`, `list_records`, `list_needing_operator`, `list_sets`
+//!   and `list_configs` take a cursor (exclusive) and a limit, in byte order.
+//! - **Targets:** [`RotationTarget`] keeps its four methods.
 //!
 //! # Design
 //!
@@ -59,6 +111,8 @@
 //!
 //! - `conformance`: exposes `credwheel_state::conformance`, the test suite every
 //!   [`StateStore`] must pass, so third-party stores can run it. Additive.
+//! - `testing`: exposes `credwheel_state::testing`: a fake target and a
+//!   crash-injecting store wrapper. Additive.
 //!
 //! # Security considerations
 //!
@@ -86,6 +140,7 @@ mod protocol;
 mod seal;
 mod sqlite;
 mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod types;
 
@@ -95,17 +150,19 @@ pub mod conformance;
 #[cfg(test)]
 mod tests;
 
-pub use error::{ConflictReason, Result, StateError, TargetError, TargetErrorKind};
+pub use error::{ConflictReason, Missing, Result, StateError, TargetError, TargetErrorKind};
 pub use memory::MemoryStore;
 pub use postgres::{PgOptions, PgStore};
 pub use protocol::{
-    PasswordSource, RecoverOutcome, RotationMethod, RotationOutcome, RotationTarget, Rotator,
-    RotatorConfig,
+    CheckIn, ClaimGuard, Credentials, InFlight, NextDue, PasswordSource, Precondition,
+    ReconcileMethod, RecoverOutcome, RotateOptions, RotationMethod, RotationOutcome,
+    RotationTarget, Rotator, RotatorConfig, SkipReason,
 };
 pub use seal::{Field, Key, Sealer};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::StateStore;
 pub use types::{
-    Claim, Clock, Fence, Lease, LeaseTerms, MAX_ID_PART, ManualClock, Millis, Pending, Record,
-    Sealed, SetMember, SystemClock, TargetId,
+    Claim, Clock, ConfigDoc, Fence, Lease, LeaseTerms, MAX_ACCOUNT, MAX_CONFIG_BODY, MAX_ID_PART,
+    MAX_ID_TOTAL, MAX_NAME, ManualClock, MemberState, Millis, Pending, ReconcileKind, Record,
+    RecordState, Schedule, Sealed, SetConfig, SetInfo, SetMember, SystemClock, TargetId, Why,
 };

@@ -15,7 +15,8 @@ use tokio_postgres::{Client, NoTls, Row, Socket, Statement};
 use crate::error::{ConflictReason, Result, StateError};
 use crate::store::StateStore;
 use crate::types::{
-    Claim, Fence, Lease, LeaseTerms, Millis, Pending, Record, Sealed, SetMember, TargetId, new_uuid,
+    Claim, ConfigDoc, Fence, Lease, LeaseTerms, Millis, Record, SetConfig, SetInfo, SetMember,
+    TargetId,
 };
 
 /// Settings of a [`PgStore`].
@@ -302,613 +303,146 @@ impl Drop for SlotGuard<'_> {
 
 type BoxFut2<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 
-fn record_from_row(id: &TargetId, r: &Row) -> Result<Record> {
-    let g = |e: tokio_postgres::Error| StateError::Corrupt(format!("record row: {e}"));
-    let version: i64 = r.try_get(0).map_err(g)?;
-    let pending = match (
-        r.try_get::<_, Option<String>>(3).map_err(g)?,
-        r.try_get::<_, Option<Vec<u8>>>(4).map_err(g)?,
-        r.try_get::<_, Option<i64>>(5).map_err(g)?,
-    ) {
-        (Some(attempt), Some(sealed), Some(created_at)) => Some(Pending {
-            attempt,
-            sealed: Sealed::from_bytes(sealed),
-            created_at,
-        }),
-        _ => None,
-    };
-    Ok(Record {
-        id: id.clone(),
-        version: u64::try_from(version).map_err(|_| StateError::Corrupt("version".into()))?,
-        current: r
-            .try_get::<_, Option<Vec<u8>>>(1)
-            .map_err(g)?
-            .map(Sealed::from_bytes),
-        last: r
-            .try_get::<_, Option<Vec<u8>>>(2)
-            .map_err(g)?
-            .map(Sealed::from_bytes),
-        pending,
-        last_rotated: r.try_get(6).map_err(g)?,
-        next_due: r.try_get(7).map_err(g)?,
-        last_error: r.try_get(8).map_err(g)?,
-    })
-}
-
-fn id_from_row(r: &Row, at: usize) -> Result<TargetId> {
-    let g = |e: tokio_postgres::Error| StateError::Corrupt(format!("id row: {e}"));
-    TargetId::new(
-        r.try_get::<_, String>(at).map_err(g)?,
-        r.try_get::<_, String>(at + 1).map_err(g)?,
-        r.try_get::<_, String>(at + 2).map_err(g)?,
-    )
-}
-
-fn lease_from_row(r: &Row) -> Result<Lease> {
-    let g = |e: tokio_postgres::Error| StateError::Corrupt(format!("lease row: {e}"));
-    Ok(Lease {
-        account: id_from_row(r, 0)?,
-        set: r.try_get(3).map_err(g)?,
-        lease_id: r.try_get(4).map_err(g)?,
-        borrower: r.try_get(5).map_err(g)?,
-        issued_at: r.try_get(6).map_err(g)?,
-        expires_at: r.try_get(7).map_err(g)?,
-        max_expires_at: r.try_get(8).map_err(g)?,
-    })
-}
-
-fn id_arrays(ids: &[TargetId]) -> (Vec<String>, Vec<String>, Vec<String>) {
-    (
-        ids.iter().map(|i| i.kind().to_owned()).collect(),
-        ids.iter().map(|i| i.scope().to_owned()).collect(),
-        ids.iter().map(|i| i.account().to_owned()).collect(),
-    )
-}
-
-async fn record_version(c: &mut Conn, id: &TargetId) -> Result<Option<i64>> {
-    let row = c
-        .query_opt(
-            "SELECT version FROM cw_records WHERE kind=$1 AND scope=$2 AND account=$3",
-            &[&id.kind(), &id.scope(), &id.account()],
-        )
-        .await?;
-    Ok(row.map(|r| r.get(0)))
-}
-
-async fn lease_by_id(c: &mut Conn, lease_id: &str) -> Result<Option<Lease>> {
-    c.query_opt(
-        concat!(
-            "SELECT ",
-            lease_cols!(),
-            " FROM cw_members WHERE lease_id=$1"
-        ),
-        &[&lease_id],
-    )
-    .await?
-    .as_ref()
-    .map(lease_from_row)
-    .transpose()
-}
-
-async fn set_exists<C: tokio_postgres::GenericClient + Sync>(c: &C, set: &str) -> Result<bool> {
-    Ok(c.query_opt("SELECT 1 FROM cw_sets WHERE name=$1", &[&set])
-        .await
-        .map_err(pg_err)?
-        .is_some())
-}
-
 #[async_trait]
 impl StateStore for PgStore {
-    async fn create_record(&self, record: &Record) -> Result<u64> {
-        let rec = record.clone();
-        self.with(move |c| {
-            Box::pin(async move {
-                let p = rec.pending.as_ref();
-                let n = c
-                    .execute(
-                        "INSERT INTO cw_records (kind, scope, account, version, cur, last, \
-                         pending_attempt, pending, pending_created, last_rotated, next_due, \
-                         last_error) VALUES ($1,$2,$3,1,$4,$5,$6,$7,$8,$9,$10,$11) \
-                         ON CONFLICT DO NOTHING",
-                        &[
-                            &rec.id.kind(),
-                            &rec.id.scope(),
-                            &rec.id.account(),
-                            &rec.current.as_ref().map(Sealed::as_bytes),
-                            &rec.last.as_ref().map(Sealed::as_bytes),
-                            &p.map(|p| p.attempt.as_str()),
-                            &p.map(|p| p.sealed.as_bytes()),
-                            &p.map(|p| p.created_at),
-                            &rec.last_rotated,
-                            &rec.next_due,
-                            &rec.last_error,
-                        ],
-                    )
-                    .await?;
-                if n == 0 {
-                    return Err(StateError::Conflict(ConflictReason::AlreadyExists));
-                }
-                Ok(1)
-            })
-        })
-        .await
+    async fn create_record(&self, _record: &Record) -> Result<u64> {
+        Err(pending_impl())
     }
-
-    async fn get_record(&self, id: &TargetId) -> Result<Record> {
-        let id = id.clone();
-        self.with(move |c| {
-            Box::pin(async move {
-                let row = c
-                    .query_opt(
-                        concat!(
-                            "SELECT ",
-                            rec_cols!(),
-                            " FROM cw_records \
-                             WHERE kind=$1 AND scope=$2 AND account=$3"
-                        ),
-                        &[&id.kind(), &id.scope(), &id.account()],
-                    )
-                    .await?
-                    .ok_or(StateError::NotFound("record"))?;
-                record_from_row(&id, &row)
-            })
-        })
-        .await
+    async fn get_record(&self, _id: &TargetId) -> Result<Record> {
+        Err(pending_impl())
     }
-
     async fn compare_and_swap(
         &self,
-        record: &Record,
-        expected_version: u64,
-        fence: Option<Fence>,
+        _record: &Record,
+        _expected_version: u64,
+        _fence: Option<Fence>,
     ) -> Result<u64> {
-        let rec = record.clone();
-        self.with(move |c| {
-            Box::pin(async move {
-                let expected = crate::types::to_sql_i64(expected_version)?;
-                let fence = fence.map(|f| crate::types::to_sql_i64(f.0)).transpose()?;
-                let p = rec.pending.as_ref();
-                let params: [&(dyn ToSql + Sync); 13] = [
-                    &rec.id.kind(),
-                    &rec.id.scope(),
-                    &rec.id.account(),
-                    &expected,
-                    &rec.current.as_ref().map(Sealed::as_bytes),
-                    &rec.last.as_ref().map(Sealed::as_bytes),
-                    &p.map(|p| p.attempt.as_str()),
-                    &p.map(|p| p.sealed.as_bytes()),
-                    &p.map(|p| p.created_at),
-                    &rec.last_rotated,
-                    &rec.next_due,
-                    &rec.last_error,
-                    &fence,
-                ];
-                let n = c
-                    .execute(
-                        "UPDATE cw_records r SET version=$4+1, cur=$5, last=$6, \
-                         pending_attempt=$7, pending=$8, pending_created=$9, last_rotated=$10, \
-                         next_due=$11, last_error=$12 \
-                         WHERE r.kind=$1 AND r.scope=$2 AND r.account=$3 AND r.version=$4 \
-                         AND ($13::BIGINT IS NULL OR EXISTS (SELECT 1 FROM cw_claims cl \
-                              WHERE cl.kind=$1 AND cl.scope=$2 AND cl.account=$3 \
-                              AND cl.token=$13 AND cl.holder IS NOT NULL FOR SHARE))",
-                        &params,
-                    )
-                    .await?;
-                if n == 1 {
-                    return Ok(expected_version + 1);
-                }
-                Err(match record_version(c, &rec.id).await? {
-                    None => StateError::NotFound("record"),
-                    Some(v) if v != expected => StateError::Conflict(ConflictReason::Version),
-                    Some(_) => StateError::Conflict(ConflictReason::Fenced),
-                })
-            })
-        })
-        .await
+        Err(pending_impl())
     }
-
-    async fn delete_record(&self, id: &TargetId, expected_version: u64) -> Result<()> {
-        let id = id.clone();
-        self.with(move |c| {
-            Box::pin(async move {
-                let expected = crate::types::to_sql_i64(expected_version)?;
-                let n = c
-                    .execute(
-                        "DELETE FROM cw_records WHERE kind=$1 AND scope=$2 AND account=$3 \
-                         AND version=$4",
-                        &[&id.kind(), &id.scope(), &id.account(), &expected],
-                    )
-                    .await?;
-                if n == 1 {
-                    return Ok(());
-                }
-                Err(match record_version(c, &id).await? {
-                    None => StateError::NotFound("record"),
-                    Some(_) => StateError::Conflict(ConflictReason::Version),
-                })
-            })
-        })
-        .await
+    async fn delete_record(&self, _id: &TargetId, _expected_version: u64) -> Result<()> {
+        Err(pending_impl())
     }
-
-    async fn list_due(&self, now: Millis, limit: usize) -> Result<Vec<TargetId>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with(move |c| {
-            Box::pin(async move {
-                let rows = c
-                    .query(
-                        "SELECT kind, scope, account FROM cw_records \
-                         WHERE next_due <= $1 OR pending IS NOT NULL \
-                         ORDER BY kind, scope, account LIMIT $2",
-                        &[&now, &limit],
-                    )
-                    .await?;
-                rows.iter().map(|r| id_from_row(r, 0)).collect()
-            })
-        })
-        .await
+    async fn list_due(
+        &self,
+        _now: Millis,
+        _after: Option<&TargetId>,
+        _limit: usize,
+    ) -> Result<Vec<TargetId>> {
+        Err(pending_impl())
     }
-
-    async fn claim(&self, id: &TargetId, holder: &str, now: Millis, ttl_ms: i64) -> Result<Claim> {
-        crate::types::check_ttl(ttl_ms, "claim")?;
-        let (id, holder) = (id.clone(), holder.to_owned());
-        self.with(move |c| {
-            Box::pin(async move {
-                let expires_at = now.saturating_add(ttl_ms);
-                let row = c
-                    .query_opt(
-                        "INSERT INTO cw_claims AS cl (kind, scope, account, token, holder, \
-                         expires_at) VALUES ($1,$2,$3,1,$4,$5) \
-                         ON CONFLICT (kind, scope, account) DO UPDATE \
-                         SET token=cl.token+1, holder=EXCLUDED.holder, \
-                         expires_at=EXCLUDED.expires_at \
-                         WHERE cl.holder IS NULL OR cl.expires_at <= $6 RETURNING cl.token",
-                        &[
-                            &id.kind(),
-                            &id.scope(),
-                            &id.account(),
-                            &holder,
-                            &expires_at,
-                            &now,
-                        ],
-                    )
-                    .await?
-                    .ok_or(StateError::Conflict(ConflictReason::ClaimHeld))?;
-                let token: i64 = row.get(0);
-                Ok(Claim {
-                    id,
-                    holder,
-                    token: u64::try_from(token).map_err(|_| StateError::Corrupt("token".into()))?,
-                    expires_at,
-                })
-            })
-        })
-        .await
+    async fn list_records(&self, _after: Option<&TargetId>, _limit: usize) -> Result<Vec<Record>> {
+        Err(pending_impl())
     }
-
-    async fn renew_claim(&self, claim: &Claim, now: Millis, ttl_ms: i64) -> Result<Claim> {
-        crate::types::check_ttl(ttl_ms, "claim")?;
-        let claim = claim.clone();
-        self.with(move |c| {
-            Box::pin(async move {
-                let expires_at = now.saturating_add(ttl_ms);
-                let token = crate::types::to_sql_i64(claim.token)?;
-                let n = c
-                    .execute(
-                        "UPDATE cw_claims SET expires_at=$5 WHERE kind=$1 AND scope=$2 \
-                         AND account=$3 AND token=$4 AND holder IS NOT NULL",
-                        &[
-                            &claim.id.kind(),
-                            &claim.id.scope(),
-                            &claim.id.account(),
-                            &token,
-                            &expires_at,
-                        ],
-                    )
-                    .await?;
-                if n == 0 {
-                    return Err(StateError::Conflict(ConflictReason::Fenced));
-                }
-                Ok(Claim {
-                    expires_at,
-                    ..claim
-                })
-            })
-        })
-        .await
+    async fn list_needing_operator(
+        &self,
+        _after: Option<&TargetId>,
+        _limit: usize,
+    ) -> Result<Vec<Record>> {
+        Err(pending_impl())
     }
-
-    async fn release_claim(&self, claim: &Claim) -> Result<()> {
-        let claim = claim.clone();
-        self.with(move |c| {
-            Box::pin(async move {
-                let token = crate::types::to_sql_i64(claim.token)?;
-                c.execute(
-                    "UPDATE cw_claims SET holder=NULL, expires_at=0 WHERE kind=$1 AND \
-                     scope=$2 AND account=$3 AND token=$4",
-                    &[
-                        &claim.id.kind(),
-                        &claim.id.scope(),
-                        &claim.id.account(),
-                        &token,
-                    ],
-                )
-                .await?;
-                Ok(())
-            })
-        })
-        .await
+    async fn claim(
+        &self,
+        _id: &TargetId,
+        _holder: &str,
+        _now: Millis,
+        _ttl_ms: i64,
+    ) -> Result<Claim> {
+        Err(pending_impl())
     }
-
-    async fn add_to_set(&self, set: &str, accounts: &[TargetId]) -> Result<()> {
-        let (set, accounts) = (set.to_owned(), accounts.to_vec());
-        self.with(move |c| {
-            Box::pin(async move {
-                let (k, s, a) = id_arrays(&accounts);
-                let tx = c.client.transaction().await.map_err(pg_err)?;
-                tx.execute(
-                    "INSERT INTO cw_sets (name) VALUES ($1) ON CONFLICT DO NOTHING",
-                    &[&set],
-                )
-                .await
-                .map_err(pg_err)?;
-                tx.execute(
-                    "INSERT INTO cw_members (kind, scope, account, set_name) \
-                     SELECT k, s, a, $4 FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[]) \
-                     AS t(k, s, a) ON CONFLICT DO NOTHING",
-                    &[&k, &s, &a, &set],
-                )
-                .await
-                .map_err(pg_err)?;
-                let other = tx
-                    .query_opt(
-                        "SELECT 1 FROM cw_members m JOIN unnest($1::TEXT[], $2::TEXT[], \
-                         $3::TEXT[]) AS t(k, s, a) ON m.kind=t.k AND m.scope=t.s \
-                         AND m.account=t.a WHERE m.set_name <> $4 LIMIT 1",
-                        &[&k, &s, &a, &set],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                if other.is_some() {
-                    tx.rollback().await.map_err(pg_err)?;
-                    return Err(StateError::Conflict(ConflictReason::OtherSet));
-                }
-                tx.commit().await.map_err(pg_err)
-            })
-        })
-        .await
+    async fn renew_claim(&self, _claim: &Claim, _now: Millis, _ttl_ms: i64) -> Result<Claim> {
+        Err(pending_impl())
     }
-
-    async fn remove_from_set(&self, set: &str, accounts: &[TargetId]) -> Result<()> {
-        let (set, accounts) = (set.to_owned(), accounts.to_vec());
-        self.with(move |c| {
-            Box::pin(async move {
-                let (k, s, a) = id_arrays(&accounts);
-                let tx = c.client.transaction().await.map_err(pg_err)?;
-                if !set_exists(&tx, &set).await? {
-                    return Err(StateError::NotFound("set"));
-                }
-                let leased = tx
-                    .query(
-                        "SELECT m.lease_id IS NOT NULL FROM cw_members m JOIN \
-                         unnest($1::TEXT[], $2::TEXT[], $3::TEXT[]) AS t(k, s, a) \
-                         ON m.kind=t.k AND m.scope=t.s AND m.account=t.a \
-                         WHERE m.set_name=$4 FOR UPDATE OF m",
-                        &[&k, &s, &a, &set],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                if leased.iter().any(|r| r.get::<_, bool>(0)) {
-                    return Err(StateError::Conflict(ConflictReason::Leased));
-                }
-                tx.execute(
-                    "DELETE FROM cw_members m USING unnest($1::TEXT[], $2::TEXT[], \
-                     $3::TEXT[]) AS t(k, s, a) WHERE m.kind=t.k AND m.scope=t.s \
-                     AND m.account=t.a AND m.set_name=$4",
-                    &[&k, &s, &a, &set],
-                )
-                .await
-                .map_err(pg_err)?;
-                tx.commit().await.map_err(pg_err)
-            })
-        })
-        .await
+    async fn release_claim(&self, _claim: &Claim) -> Result<()> {
+        Err(pending_impl())
     }
-
-    async fn set_members(&self, set: &str) -> Result<Vec<SetMember>> {
-        let set = set.to_owned();
-        self.with(move |c| {
-            Box::pin(async move {
-                let rows = c
-                    .query(
-                        concat!(
-                            "SELECT ",
-                            lease_cols!(),
-                            " FROM cw_members WHERE set_name=$1 \
-                             ORDER BY kind, scope, account"
-                        ),
-                        &[&set],
-                    )
-                    .await?;
-                if rows.is_empty() && !set_exists(&c.client, &set).await? {
-                    return Err(StateError::NotFound("set"));
-                }
-                rows.iter()
-                    .map(|r| {
-                        Ok(SetMember {
-                            account: id_from_row(r, 0)?,
-                            lease: match r.get::<_, Option<String>>(4) {
-                                Some(_) => Some(lease_from_row(r)?),
-                                None => None,
-                            },
-                        })
-                    })
-                    .collect()
-            })
-        })
-        .await
+    async fn get_claim(&self, _id: &TargetId) -> Result<Option<Claim>> {
+        Err(pending_impl())
     }
-
+    async fn put_set(
+        &self,
+        _name: &str,
+        _config: &SetConfig,
+        _expected_version: u64,
+    ) -> Result<u64> {
+        Err(pending_impl())
+    }
+    async fn get_set(&self, _name: &str) -> Result<SetInfo> {
+        Err(pending_impl())
+    }
+    async fn list_sets(&self, _after: Option<&str>, _limit: usize) -> Result<Vec<SetInfo>> {
+        Err(pending_impl())
+    }
+    async fn delete_set(&self, _name: &str, _expected_version: u64) -> Result<()> {
+        Err(pending_impl())
+    }
+    async fn add_to_set(&self, _set: &str, _accounts: &[TargetId]) -> Result<()> {
+        Err(pending_impl())
+    }
+    async fn remove_from_set(&self, _set: &str, _accounts: &[TargetId]) -> Result<()> {
+        Err(pending_impl())
+    }
+    async fn set_members(&self, _set: &str) -> Result<Vec<SetMember>> {
+        Err(pending_impl())
+    }
     async fn take_lease(
         &self,
-        set: &str,
-        borrower: &str,
-        now: Millis,
-        terms: LeaseTerms,
+        _set: &str,
+        _borrower: &str,
+        _now: Millis,
+        _terms: LeaseTerms,
     ) -> Result<Lease> {
-        terms.check()?;
-        let (set, borrower) = (set.to_owned(), borrower.to_owned());
-        self.with(move |c| {
-            Box::pin(async move {
-                let expires_at = now.saturating_add(terms.ttl_ms);
-                let max_expires_at = now.saturating_add(terms.max_ttl_ms);
-                // SKIP LOCKED can come back empty while others' takes are in flight;
-                // retry while some account is still free.
-                for _ in 0..64 {
-                    let lease_id = new_uuid();
-                    let row = c
-                        .query_opt(
-                            "UPDATE cw_members m SET lease_id=$2, borrower=$3, issued_at=$4, \
-                             expires_at=$5, max_expires_at=$6 \
-                             FROM (SELECT kind, scope, account FROM cw_members \
-                                   WHERE set_name=$1 AND lease_id IS NULL \
-                                   ORDER BY kind, scope, account LIMIT 1 \
-                                   FOR UPDATE SKIP LOCKED) f \
-                             WHERE m.kind=f.kind AND m.scope=f.scope AND m.account=f.account \
-                             AND m.lease_id IS NULL RETURNING m.kind, m.scope, m.account",
-                            &[
-                                &set,
-                                &lease_id,
-                                &borrower,
-                                &now,
-                                &expires_at,
-                                &max_expires_at,
-                            ],
-                        )
-                        .await?;
-                    if let Some(r) = row {
-                        return Ok(Lease {
-                            lease_id,
-                            set,
-                            account: id_from_row(&r, 0)?,
-                            borrower,
-                            issued_at: now,
-                            expires_at,
-                            max_expires_at,
-                        });
-                    }
-                    let any_free = c
-                        .query_opt(
-                            "SELECT 1 FROM cw_members WHERE set_name=$1 AND lease_id IS NULL \
-                             LIMIT 1",
-                            &[&set],
-                        )
-                        .await?
-                        .is_some();
-                    if !any_free {
-                        return Err(if set_exists(&c.client, &set).await? {
-                            StateError::NoneAvailable
-                        } else {
-                            StateError::NotFound("set")
-                        });
-                    }
-                    tokio::task::yield_now().await;
-                }
-                Err(StateError::Unavailable(
-                    "postgres: lease contention did not settle".into(),
-                ))
-            })
-        })
-        .await
+        Err(pending_impl())
     }
-
+    async fn get_lease(&self, _lease_id: &str) -> Result<Lease> {
+        Err(pending_impl())
+    }
     async fn renew_lease(
         &self,
-        lease_id: &str,
-        borrower: Option<&str>,
-        now: Millis,
-        ttl_ms: i64,
+        _lease_id: &str,
+        _borrower: Option<&str>,
+        _now: Millis,
+        _ttl_ms: i64,
     ) -> Result<Lease> {
-        crate::types::check_ttl(ttl_ms, "lease")?;
-        let (lease_id, borrower) = (lease_id.to_owned(), borrower.map(str::to_owned));
-        self.with(move |c| {
-            Box::pin(async move {
-                let want = now.saturating_add(ttl_ms);
-                let row = c
-                    .query_opt(
-                        concat!(
-                            "UPDATE cw_members SET expires_at=LEAST($3, max_expires_at) \
-                             WHERE lease_id=$1 AND ($2::TEXT IS NULL OR borrower=$2) \
-                             AND expires_at > $4 RETURNING ",
-                            lease_cols!(),
-                            ""
-                        ),
-                        &[&lease_id, &borrower, &want, &now],
-                    )
-                    .await?;
-                if let Some(r) = row {
-                    return lease_from_row(&r);
-                }
-                Err(match lease_by_id(c, &lease_id).await? {
-                    None => StateError::NotFound("lease"),
-                    Some(l) if borrower.is_some_and(|b| b != l.borrower) => StateError::NotBorrower,
-                    Some(_) => StateError::Expired,
-                })
-            })
-        })
-        .await
+        Err(pending_impl())
     }
+    async fn begin_return(
+        &self,
+        _lease_id: &str,
+        _borrower: Option<&str>,
+    ) -> Result<(SetMember, Lease)> {
+        Err(pending_impl())
+    }
+    async fn finish_return(&self, _account: &TargetId, _generation: u64) -> Result<SetMember> {
+        Err(pending_impl())
+    }
+    async fn list_expired_leases(&self, _now: Millis, _limit: usize) -> Result<Vec<Lease>> {
+        Err(pending_impl())
+    }
+    async fn put_config(
+        &self,
+        _kind: &str,
+        _name: &str,
+        _body: &[u8],
+        _expected_version: u64,
+    ) -> Result<u64> {
+        Err(pending_impl())
+    }
+    async fn get_config(&self, _kind: &str, _name: &str) -> Result<ConfigDoc> {
+        Err(pending_impl())
+    }
+    async fn list_configs(
+        &self,
+        _kind: &str,
+        _after: Option<&str>,
+        _limit: usize,
+    ) -> Result<Vec<ConfigDoc>> {
+        Err(pending_impl())
+    }
+    async fn delete_config(&self, _kind: &str, _name: &str, _expected_version: u64) -> Result<()> {
+        Err(pending_impl())
+    }
+}
 
-    async fn release_lease(&self, lease_id: &str, borrower: Option<&str>) -> Result<Lease> {
-        let (lease_id, borrower) = (lease_id.to_owned(), borrower.map(str::to_owned));
-        self.with(move |c| {
-            Box::pin(async move {
-                let row = c
-                    .query_opt(
-                        "WITH old AS (SELECT kind, scope, account, set_name, lease_id, \
-                         borrower, issued_at, expires_at, max_expires_at FROM cw_members \
-                         WHERE lease_id=$1 FOR UPDATE) \
-                         UPDATE cw_members m SET lease_id=NULL, borrower=NULL, issued_at=NULL, \
-                         expires_at=NULL, max_expires_at=NULL FROM old \
-                         WHERE m.kind=old.kind AND m.scope=old.scope AND m.account=old.account \
-                         AND m.lease_id=$1 AND ($2::TEXT IS NULL OR old.borrower=$2) \
-                         RETURNING old.kind, old.scope, old.account, old.set_name, \
-                         old.lease_id, old.borrower, old.issued_at, old.expires_at, \
-                         old.max_expires_at",
-                        &[&lease_id, &borrower],
-                    )
-                    .await?;
-                if let Some(r) = row {
-                    return lease_from_row(&r);
-                }
-                Err(match lease_by_id(c, &lease_id).await? {
-                    None => StateError::NotFound("lease"),
-                    Some(_) => StateError::NotBorrower,
-                })
-            })
-        })
-        .await
-    }
-
-    async fn list_expired_leases(&self, now: Millis, limit: usize) -> Result<Vec<Lease>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with(move |c| {
-            Box::pin(async move {
-                let rows = c
-                    .query(
-                        concat!(
-                            "SELECT ",
-                            lease_cols!(),
-                            " FROM cw_members WHERE lease_id IS NOT NULL \
-                             AND expires_at <= $1 ORDER BY expires_at, lease_id LIMIT $2"
-                        ),
-                        &[&now, &limit],
-                    )
-                    .await?;
-                rows.iter().map(lease_from_row).collect()
-            })
-        })
-        .await
-    }
+fn pending_impl() -> StateError {
+    StateError::Unavailable("this store does not implement the new schema yet".into())
 }

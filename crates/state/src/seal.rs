@@ -23,7 +23,7 @@ const AAD_DOMAIN: &[u8] = b"credwheel-state/seal/v1";
 pub enum Field {
     /// The current password.
     Current,
-    /// The previous password.
+    /// A previous password (every history entry).
     Last,
     /// The password of a rotation in flight.
     Pending,
@@ -276,7 +276,7 @@ impl Sealer {
             *s = self.reseal(&id, Field::Current, s)?;
             changed = true;
         }
-        if let Some(s) = record.last.as_mut().filter(|s| self.needs_reseal(s)) {
+        for s in record.history.iter_mut().filter(|s| self.needs_reseal(s)) {
             *s = self.reseal(&id, Field::Last, s)?;
             changed = true;
         }

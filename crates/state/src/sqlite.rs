@@ -15,7 +15,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::error::{ConflictReason, Result, StateError};
 use crate::store::StateStore;
 use crate::types::{
-    Claim, Fence, Lease, LeaseTerms, Millis, Pending, Record, Sealed, SetMember, TargetId, new_uuid,
+    Claim, ConfigDoc, Fence, Lease, LeaseTerms, Millis, Record, SetConfig, SetInfo, SetMember,
+    TargetId,
 };
 
 /// Settings of a [`SqliteStore`].
@@ -369,566 +370,146 @@ fn run_batch(conn: &Connection, jobs: Vec<Job>, stats: &Stats) {
     }
 }
 
-fn record_from_row(id: &TargetId, r: &Row<'_>) -> rusqlite::Result<Record> {
-    let version: i64 = r.get(0)?;
-    let pending = match (
-        r.get::<_, Option<String>>(3)?,
-        r.get::<_, Option<Vec<u8>>>(4)?,
-        r.get::<_, Option<i64>>(5)?,
-    ) {
-        (Some(attempt), Some(sealed), Some(created_at)) => Some(Pending {
-            attempt,
-            sealed: Sealed::from_bytes(sealed),
-            created_at,
-        }),
-        _ => None,
-    };
-    Ok(Record {
-        id: id.clone(),
-        version: u64::try_from(version).unwrap_or(0),
-        current: r.get::<_, Option<Vec<u8>>>(1)?.map(Sealed::from_bytes),
-        last: r.get::<_, Option<Vec<u8>>>(2)?.map(Sealed::from_bytes),
-        pending,
-        last_rotated: r.get(6)?,
-        next_due: r.get(7)?,
-        last_error: r.get(8)?,
-    })
-}
-
-fn id_from_row(
-    r: &Row<'_>,
-    at: usize,
-) -> rusqlite::Result<std::result::Result<TargetId, StateError>> {
-    Ok(TargetId::new(
-        r.get::<_, String>(at)?,
-        r.get::<_, String>(at + 1)?,
-        r.get::<_, String>(at + 2)?,
-    ))
-}
-
-fn lease_from_row(r: &Row<'_>) -> rusqlite::Result<std::result::Result<Lease, StateError>> {
-    // columns: kind, scope, account, set_name, lease_id, borrower, issued, expires, max
-    let id = id_from_row(r, 0)?;
-    let set: String = r.get(3)?;
-    let lease_id: String = r.get(4)?;
-    let borrower: String = r.get(5)?;
-    let (issued_at, expires_at, max_expires_at): (i64, i64, i64) =
-        (r.get(6)?, r.get(7)?, r.get(8)?);
-    Ok(id.map(|account| Lease {
-        lease_id,
-        set,
-        account,
-        borrower,
-        issued_at,
-        expires_at,
-        max_expires_at,
-    }))
-}
-
-const LEASE_COLS: &str =
-    "kind, scope, account, set_name, lease_id, borrower, issued_at, expires_at, max_expires_at";
-
-fn get_lease(c: &Connection, lease_id: &str) -> Result<Lease> {
-    c.prepare_cached(&format!(
-        "SELECT {LEASE_COLS} FROM cw_members WHERE lease_id = ?1"
-    ))
-    .map_err(db_err)?
-    .query_row(params![lease_id], lease_from_row)
-    .optional()
-    .map_err(db_err)?
-    .ok_or(StateError::NotFound("lease"))?
-}
-
-fn insert_record(c: &Connection, rec: &Record) -> Result<usize> {
-    let version = 1i64;
-    let sql = {
-        "INSERT INTO cw_records (kind, scope, account, version, cur, last, pending_attempt, \
-         pending, pending_created, last_rotated, next_due, last_error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-    };
-    let p = rec.pending.as_ref();
-    c.prepare_cached(sql)
-        .map_err(db_err)?
-        .execute(params![
-            rec.id.kind(),
-            rec.id.scope(),
-            rec.id.account(),
-            version,
-            rec.current.as_ref().map(Sealed::as_bytes),
-            rec.last.as_ref().map(Sealed::as_bytes),
-            p.map(|p| p.attempt.as_str()),
-            p.map(|p| p.sealed.as_bytes()),
-            p.map(|p| p.created_at),
-            rec.last_rotated,
-            rec.next_due,
-            rec.last_error,
-        ])
-        .map_err(db_err)
-}
-
-fn current_version(c: &Connection, id: &TargetId) -> Result<Option<i64>> {
-    c.prepare_cached("SELECT version FROM cw_records WHERE kind=?1 AND scope=?2 AND account=?3")
-        .map_err(db_err)?
-        .query_row(params![id.kind(), id.scope(), id.account()], |r| r.get(0))
-        .optional()
-        .map_err(db_err)
-}
-
 #[async_trait]
 impl StateStore for SqliteStore {
-    async fn create_record(&self, record: &Record) -> Result<u64> {
-        let rec = record.clone();
-        self.run(move |c| {
-            if current_version(c, &rec.id)?.is_some() {
-                return Err(StateError::Conflict(ConflictReason::AlreadyExists));
-            }
-            insert_record(c, &rec)?;
-            Ok(1)
-        })
-        .await
+    async fn create_record(&self, _record: &Record) -> Result<u64> {
+        Err(pending_impl())
     }
-
-    async fn get_record(&self, id: &TargetId) -> Result<Record> {
-        let id = id.clone();
-        self.run(move |c| {
-            c.prepare_cached(
-                "SELECT version, cur, last, pending_attempt, pending, pending_created, \
-                 last_rotated, next_due, last_error FROM cw_records \
-                 WHERE kind=?1 AND scope=?2 AND account=?3",
-            )
-            .map_err(db_err)?
-            .query_row(params![id.kind(), id.scope(), id.account()], |r| {
-                record_from_row(&id, r)
-            })
-            .optional()
-            .map_err(db_err)?
-            .ok_or(StateError::NotFound("record"))
-        })
-        .await
+    async fn get_record(&self, _id: &TargetId) -> Result<Record> {
+        Err(pending_impl())
     }
-
     async fn compare_and_swap(
         &self,
-        record: &Record,
-        expected_version: u64,
-        fence: Option<Fence>,
+        _record: &Record,
+        _expected_version: u64,
+        _fence: Option<Fence>,
     ) -> Result<u64> {
-        let rec = record.clone();
-        self.run(move |c| {
-            let expected = crate::types::to_sql_i64(expected_version)?;
-            let fence_token = fence.map(|f| crate::types::to_sql_i64(f.0)).transpose()?;
-            let p = rec.pending.as_ref();
-            let n = c
-                .prepare_cached(
-                    "UPDATE cw_records SET version=?4+1, cur=?5, last=?6, pending_attempt=?7, \
-                     pending=?8, pending_created=?9, last_rotated=?10, next_due=?11, \
-                     last_error=?12 WHERE kind=?1 AND scope=?2 AND account=?3 AND version=?4 \
-                     AND (?13 IS NULL OR EXISTS (SELECT 1 FROM cw_claims WHERE kind=?1 \
-                     AND scope=?2 AND account=?3 AND token=?13 AND holder IS NOT NULL))",
-                )
-                .map_err(db_err)?
-                .execute(params![
-                    rec.id.kind(),
-                    rec.id.scope(),
-                    rec.id.account(),
-                    expected,
-                    rec.current.as_ref().map(Sealed::as_bytes),
-                    rec.last.as_ref().map(Sealed::as_bytes),
-                    p.map(|p| p.attempt.as_str()),
-                    p.map(|p| p.sealed.as_bytes()),
-                    p.map(|p| p.created_at),
-                    rec.last_rotated,
-                    rec.next_due,
-                    rec.last_error,
-                    fence_token,
-                ])
-                .map_err(db_err)?;
-            if n == 1 {
-                return Ok(expected_version + 1);
-            }
-            Err(match current_version(c, &rec.id)? {
-                None => StateError::NotFound("record"),
-                Some(v) if v != expected => StateError::Conflict(ConflictReason::Version),
-                Some(_) => StateError::Conflict(ConflictReason::Fenced),
-            })
-        })
-        .await
+        Err(pending_impl())
     }
-
-    async fn delete_record(&self, id: &TargetId, expected_version: u64) -> Result<()> {
-        let id = id.clone();
-        self.run(move |c| {
-            match current_version(c, &id)? {
-                None => return Err(StateError::NotFound("record")),
-                Some(v) if v != crate::types::to_sql_i64(expected_version)? => {
-                    return Err(StateError::Conflict(ConflictReason::Version));
-                }
-                Some(_) => {}
-            }
-            c.prepare_cached("DELETE FROM cw_records WHERE kind=?1 AND scope=?2 AND account=?3")
-                .map_err(db_err)?
-                .execute(params![id.kind(), id.scope(), id.account()])
-                .map_err(db_err)?;
-            Ok(())
-        })
-        .await
+    async fn delete_record(&self, _id: &TargetId, _expected_version: u64) -> Result<()> {
+        Err(pending_impl())
     }
-
-    async fn list_due(&self, now: Millis, limit: usize) -> Result<Vec<TargetId>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT kind, scope, account FROM cw_records \
-                     WHERE next_due <= ?1 OR pending IS NOT NULL \
-                     ORDER BY kind, scope, account LIMIT ?2",
-                )
-                .map_err(db_err)?;
-            let rows = st
-                .query_map(params![now, limit], |r| id_from_row(r, 0))
-                .map_err(db_err)?;
-            let mut out = Vec::new();
-            for r in rows {
-                out.push(r.map_err(db_err)??);
-            }
-            Ok(out)
-        })
-        .await
+    async fn list_due(
+        &self,
+        _now: Millis,
+        _after: Option<&TargetId>,
+        _limit: usize,
+    ) -> Result<Vec<TargetId>> {
+        Err(pending_impl())
     }
-
-    async fn claim(&self, id: &TargetId, holder: &str, now: Millis, ttl_ms: i64) -> Result<Claim> {
-        crate::types::check_ttl(ttl_ms, "claim")?;
-        let (id, holder) = (id.clone(), holder.to_owned());
-        self.run(move |c| {
-            let row: Option<(i64, Option<String>, i64)> = c
-                .prepare_cached(
-                    "SELECT token, holder, expires_at FROM cw_claims \
-                     WHERE kind=?1 AND scope=?2 AND account=?3",
-                )
-                .map_err(db_err)?
-                .query_row(params![id.kind(), id.scope(), id.account()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .optional()
-                .map_err(db_err)?;
-            if let Some((_, Some(_), exp)) = &row
-                && *exp > now
-            {
-                return Err(StateError::Conflict(ConflictReason::ClaimHeld));
-            }
-            let token = row.map_or(0, |r| r.0) + 1;
-            let expires_at = now.saturating_add(ttl_ms);
-            c.prepare_cached(
-                "INSERT INTO cw_claims (kind, scope, account, token, holder, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (kind, scope, account) DO UPDATE \
-                 SET token=excluded.token, holder=excluded.holder, expires_at=excluded.expires_at",
-            )
-            .map_err(db_err)?
-            .execute(params![
-                id.kind(),
-                id.scope(),
-                id.account(),
-                token,
-                holder,
-                expires_at
-            ])
-            .map_err(db_err)?;
-            Ok(Claim {
-                id,
-                holder,
-                token: u64::try_from(token).unwrap_or(0),
-                expires_at,
-            })
-        })
-        .await
+    async fn list_records(&self, _after: Option<&TargetId>, _limit: usize) -> Result<Vec<Record>> {
+        Err(pending_impl())
     }
-
-    async fn renew_claim(&self, claim: &Claim, now: Millis, ttl_ms: i64) -> Result<Claim> {
-        crate::types::check_ttl(ttl_ms, "claim")?;
-        let claim = claim.clone();
-        self.run(move |c| {
-            let expires_at = now.saturating_add(ttl_ms);
-            let n = c
-                .prepare_cached(
-                    "UPDATE cw_claims SET expires_at=?5 WHERE kind=?1 AND scope=?2 AND \
-                     account=?3 AND token=?4 AND holder IS NOT NULL",
-                )
-                .map_err(db_err)?
-                .execute(params![
-                    claim.id.kind(),
-                    claim.id.scope(),
-                    claim.id.account(),
-                    crate::types::to_sql_i64(claim.token)?,
-                    expires_at
-                ])
-                .map_err(db_err)?;
-            if n == 0 {
-                return Err(StateError::Conflict(ConflictReason::Fenced));
-            }
-            Ok(Claim {
-                expires_at,
-                ..claim
-            })
-        })
-        .await
+    async fn list_needing_operator(
+        &self,
+        _after: Option<&TargetId>,
+        _limit: usize,
+    ) -> Result<Vec<Record>> {
+        Err(pending_impl())
     }
-
-    async fn release_claim(&self, claim: &Claim) -> Result<()> {
-        let claim = claim.clone();
-        self.run(move |c| {
-            c.prepare_cached(
-                "UPDATE cw_claims SET holder=NULL, expires_at=0 WHERE kind=?1 AND scope=?2 \
-                 AND account=?3 AND token=?4",
-            )
-            .map_err(db_err)?
-            .execute(params![
-                claim.id.kind(),
-                claim.id.scope(),
-                claim.id.account(),
-                crate::types::to_sql_i64(claim.token)?
-            ])
-            .map_err(db_err)?;
-            Ok(())
-        })
-        .await
+    async fn claim(
+        &self,
+        _id: &TargetId,
+        _holder: &str,
+        _now: Millis,
+        _ttl_ms: i64,
+    ) -> Result<Claim> {
+        Err(pending_impl())
     }
-
-    async fn add_to_set(&self, set: &str, accounts: &[TargetId]) -> Result<()> {
-        let (set, accounts) = (set.to_owned(), accounts.to_vec());
-        self.run(move |c| {
-            let mut member_of = c
-                .prepare_cached(
-                    "SELECT set_name FROM cw_members WHERE kind=?1 AND scope=?2 AND account=?3",
-                )
-                .map_err(db_err)?;
-            for a in &accounts {
-                let s: Option<String> = member_of
-                    .query_row(params![a.kind(), a.scope(), a.account()], |r| r.get(0))
-                    .optional()
-                    .map_err(db_err)?;
-                if s.is_some_and(|s| s != set) {
-                    return Err(StateError::Conflict(ConflictReason::OtherSet));
-                }
-            }
-            c.prepare_cached("INSERT OR IGNORE INTO cw_sets (name) VALUES (?1)")
-                .map_err(db_err)?
-                .execute(params![set])
-                .map_err(db_err)?;
-            let mut ins = c
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO cw_members (kind, scope, account, set_name) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(db_err)?;
-            for a in &accounts {
-                ins.execute(params![a.kind(), a.scope(), a.account(), set])
-                    .map_err(db_err)?;
-            }
-            Ok(())
-        })
-        .await
+    async fn renew_claim(&self, _claim: &Claim, _now: Millis, _ttl_ms: i64) -> Result<Claim> {
+        Err(pending_impl())
     }
-
-    async fn remove_from_set(&self, set: &str, accounts: &[TargetId]) -> Result<()> {
-        let (set, accounts) = (set.to_owned(), accounts.to_vec());
-        self.run(move |c| {
-            if !set_exists(c, &set)? {
-                return Err(StateError::NotFound("set"));
-            }
-            let mut leased = c
-                .prepare_cached(
-                    "SELECT lease_id IS NOT NULL FROM cw_members WHERE kind=?1 AND scope=?2 \
-                     AND account=?3 AND set_name=?4",
-                )
-                .map_err(db_err)?;
-            for a in &accounts {
-                let l: Option<bool> = leased
-                    .query_row(params![a.kind(), a.scope(), a.account(), set], |r| r.get(0))
-                    .optional()
-                    .map_err(db_err)?;
-                if l == Some(true) {
-                    return Err(StateError::Conflict(ConflictReason::Leased));
-                }
-            }
-            let mut del = c
-                .prepare_cached(
-                    "DELETE FROM cw_members WHERE kind=?1 AND scope=?2 AND account=?3 \
-                     AND set_name=?4",
-                )
-                .map_err(db_err)?;
-            for a in &accounts {
-                del.execute(params![a.kind(), a.scope(), a.account(), set])
-                    .map_err(db_err)?;
-            }
-            Ok(())
-        })
-        .await
+    async fn release_claim(&self, _claim: &Claim) -> Result<()> {
+        Err(pending_impl())
     }
-
-    async fn set_members(&self, set: &str) -> Result<Vec<SetMember>> {
-        let set = set.to_owned();
-        self.run(move |c| {
-            if !set_exists(c, &set)? {
-                return Err(StateError::NotFound("set"));
-            }
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {LEASE_COLS} FROM cw_members WHERE set_name=?1 \
-                     ORDER BY kind, scope, account"
-                ))
-                .map_err(db_err)?;
-            let rows = st
-                .query_map(params![set], |r| {
-                    let account = id_from_row(r, 0)?;
-                    let lease = match r.get::<_, Option<String>>(4)? {
-                        Some(_) => Some(lease_from_row(r)?),
-                        None => None,
-                    };
-                    Ok((account, lease))
-                })
-                .map_err(db_err)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (account, lease) = row.map_err(db_err)?;
-                out.push(SetMember {
-                    account: account?,
-                    lease: lease.transpose()?,
-                });
-            }
-            Ok(out)
-        })
-        .await
+    async fn get_claim(&self, _id: &TargetId) -> Result<Option<Claim>> {
+        Err(pending_impl())
     }
-
+    async fn put_set(
+        &self,
+        _name: &str,
+        _config: &SetConfig,
+        _expected_version: u64,
+    ) -> Result<u64> {
+        Err(pending_impl())
+    }
+    async fn get_set(&self, _name: &str) -> Result<SetInfo> {
+        Err(pending_impl())
+    }
+    async fn list_sets(&self, _after: Option<&str>, _limit: usize) -> Result<Vec<SetInfo>> {
+        Err(pending_impl())
+    }
+    async fn delete_set(&self, _name: &str, _expected_version: u64) -> Result<()> {
+        Err(pending_impl())
+    }
+    async fn add_to_set(&self, _set: &str, _accounts: &[TargetId]) -> Result<()> {
+        Err(pending_impl())
+    }
+    async fn remove_from_set(&self, _set: &str, _accounts: &[TargetId]) -> Result<()> {
+        Err(pending_impl())
+    }
+    async fn set_members(&self, _set: &str) -> Result<Vec<SetMember>> {
+        Err(pending_impl())
+    }
     async fn take_lease(
         &self,
-        set: &str,
-        borrower: &str,
-        now: Millis,
-        terms: LeaseTerms,
+        _set: &str,
+        _borrower: &str,
+        _now: Millis,
+        _terms: LeaseTerms,
     ) -> Result<Lease> {
-        terms.check()?;
-        let (set, borrower) = (set.to_owned(), borrower.to_owned());
-        self.run(move |c| {
-            let (lease_id, issued_at) = (new_uuid(), now);
-            let expires_at = now.saturating_add(terms.ttl_ms);
-            let max_expires_at = now.saturating_add(terms.max_ttl_ms);
-            let taken = c
-                .prepare_cached(
-                    "UPDATE cw_members SET lease_id=?2, borrower=?3, issued_at=?4, \
-                     expires_at=?5, max_expires_at=?6 WHERE (kind, scope, account) = \
-                     (SELECT kind, scope, account FROM cw_members \
-                      WHERE set_name=?1 AND lease_id IS NULL \
-                      ORDER BY kind, scope, account LIMIT 1) \
-                     RETURNING kind, scope, account",
-                )
-                .map_err(db_err)?
-                .query_row(
-                    params![
-                        set,
-                        lease_id,
-                        borrower,
-                        issued_at,
-                        expires_at,
-                        max_expires_at
-                    ],
-                    |r| id_from_row(r, 0),
-                )
-                .optional()
-                .map_err(db_err)?;
-            let Some(account) = taken else {
-                return Err(if set_exists(c, &set)? {
-                    StateError::NoneAvailable
-                } else {
-                    StateError::NotFound("set")
-                });
-            };
-            Ok(Lease {
-                lease_id,
-                set,
-                account: account?,
-                borrower,
-                issued_at,
-                expires_at,
-                max_expires_at,
-            })
-        })
-        .await
+        Err(pending_impl())
     }
-
+    async fn get_lease(&self, _lease_id: &str) -> Result<Lease> {
+        Err(pending_impl())
+    }
     async fn renew_lease(
         &self,
-        lease_id: &str,
-        borrower: Option<&str>,
-        now: Millis,
-        ttl_ms: i64,
+        _lease_id: &str,
+        _borrower: Option<&str>,
+        _now: Millis,
+        _ttl_ms: i64,
     ) -> Result<Lease> {
-        crate::types::check_ttl(ttl_ms, "lease")?;
-        let (lease_id, borrower) = (lease_id.to_owned(), borrower.map(str::to_owned));
-        self.run(move |c| {
-            let mut lease = get_lease(c, &lease_id)?;
-            if borrower.is_some_and(|b| b != lease.borrower) {
-                return Err(StateError::NotBorrower);
-            }
-            if lease.expires_at <= now {
-                return Err(StateError::Expired);
-            }
-            lease.expires_at = now.saturating_add(ttl_ms).min(lease.max_expires_at);
-            c.prepare_cached("UPDATE cw_members SET expires_at=?2 WHERE lease_id=?1")
-                .map_err(db_err)?
-                .execute(params![lease_id, lease.expires_at])
-                .map_err(db_err)?;
-            Ok(lease)
-        })
-        .await
+        Err(pending_impl())
     }
-
-    async fn release_lease(&self, lease_id: &str, borrower: Option<&str>) -> Result<Lease> {
-        let (lease_id, borrower) = (lease_id.to_owned(), borrower.map(str::to_owned));
-        self.run(move |c| {
-            let lease = get_lease(c, &lease_id)?;
-            if borrower.is_some_and(|b| b != lease.borrower) {
-                return Err(StateError::NotBorrower);
-            }
-            c.prepare_cached(
-                "UPDATE cw_members SET lease_id=NULL, borrower=NULL, issued_at=NULL, \
-                 expires_at=NULL, max_expires_at=NULL WHERE lease_id=?1",
-            )
-            .map_err(db_err)?
-            .execute(params![lease_id])
-            .map_err(db_err)?;
-            Ok(lease)
-        })
-        .await
+    async fn begin_return(
+        &self,
+        _lease_id: &str,
+        _borrower: Option<&str>,
+    ) -> Result<(SetMember, Lease)> {
+        Err(pending_impl())
     }
-
-    async fn list_expired_leases(&self, now: Millis, limit: usize) -> Result<Vec<Lease>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |c| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {LEASE_COLS} FROM cw_members WHERE lease_id IS NOT NULL \
-                     AND expires_at <= ?1 ORDER BY expires_at, lease_id LIMIT ?2"
-                ))
-                .map_err(db_err)?;
-            let rows = st
-                .query_map(params![now, limit], lease_from_row)
-                .map_err(db_err)?;
-            let mut out = Vec::new();
-            for r in rows {
-                out.push(r.map_err(db_err)??);
-            }
-            Ok(out)
-        })
-        .await
+    async fn finish_return(&self, _account: &TargetId, _generation: u64) -> Result<SetMember> {
+        Err(pending_impl())
+    }
+    async fn list_expired_leases(&self, _now: Millis, _limit: usize) -> Result<Vec<Lease>> {
+        Err(pending_impl())
+    }
+    async fn put_config(
+        &self,
+        _kind: &str,
+        _name: &str,
+        _body: &[u8],
+        _expected_version: u64,
+    ) -> Result<u64> {
+        Err(pending_impl())
+    }
+    async fn get_config(&self, _kind: &str, _name: &str) -> Result<ConfigDoc> {
+        Err(pending_impl())
+    }
+    async fn list_configs(
+        &self,
+        _kind: &str,
+        _after: Option<&str>,
+        _limit: usize,
+    ) -> Result<Vec<ConfigDoc>> {
+        Err(pending_impl())
+    }
+    async fn delete_config(&self, _kind: &str, _name: &str, _expected_version: u64) -> Result<()> {
+        Err(pending_impl())
     }
 }
 
-fn set_exists(c: &Connection, set: &str) -> Result<bool> {
-    Ok(c.prepare_cached("SELECT 1 FROM cw_sets WHERE name=?1")
-        .map_err(db_err)?
-        .query_row(params![set], |_| Ok(()))
-        .optional()
-        .map_err(db_err)?
-        .is_some())
+fn pending_impl() -> StateError {
+    StateError::Unavailable("this store does not implement the new schema yet".into())
 }

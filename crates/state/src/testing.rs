@@ -15,7 +15,10 @@ use subtle::ConstantTimeEq;
 use crate::error::{Result, TargetError, TargetErrorKind};
 use crate::protocol::RotationTarget;
 use crate::store::StateStore;
-use crate::types::{Claim, Clock, Fence, Lease, LeaseTerms, Millis, Record, SetMember, TargetId};
+use crate::types::{
+    Claim, Clock, ConfigDoc, Fence, Lease, LeaseTerms, Millis, Record, SetConfig, SetInfo,
+    SetMember, TargetId,
+};
 
 /// Simulates a process crash at the n-th gated await point: the gated call never
 /// completes (its future stays pending), so a caller polling the outer future once
@@ -132,8 +135,25 @@ impl StateStore for CrashStore {
             .gate(self.inner.delete_record(id, expected_version))
             .await
     }
-    async fn list_due(&self, now: Millis, limit: usize) -> Result<Vec<TargetId>> {
-        self.gate.gate(self.inner.list_due(now, limit)).await
+    async fn list_due(
+        &self,
+        now: Millis,
+        after: Option<&TargetId>,
+        limit: usize,
+    ) -> Result<Vec<TargetId>> {
+        self.gate.gate(self.inner.list_due(now, after, limit)).await
+    }
+    async fn list_records(&self, after: Option<&TargetId>, limit: usize) -> Result<Vec<Record>> {
+        self.gate.gate(self.inner.list_records(after, limit)).await
+    }
+    async fn list_needing_operator(
+        &self,
+        after: Option<&TargetId>,
+        limit: usize,
+    ) -> Result<Vec<Record>> {
+        self.gate
+            .gate(self.inner.list_needing_operator(after, limit))
+            .await
     }
     async fn claim(&self, id: &TargetId, holder: &str, now: Millis, ttl_ms: i64) -> Result<Claim> {
         self.gate
@@ -147,6 +167,25 @@ impl StateStore for CrashStore {
     }
     async fn release_claim(&self, claim: &Claim) -> Result<()> {
         self.gate.gate(self.inner.release_claim(claim)).await
+    }
+    async fn get_claim(&self, id: &TargetId) -> Result<Option<Claim>> {
+        self.gate.gate(self.inner.get_claim(id)).await
+    }
+    async fn put_set(&self, name: &str, config: &SetConfig, expected_version: u64) -> Result<u64> {
+        self.gate
+            .gate(self.inner.put_set(name, config, expected_version))
+            .await
+    }
+    async fn get_set(&self, name: &str) -> Result<SetInfo> {
+        self.gate.gate(self.inner.get_set(name)).await
+    }
+    async fn list_sets(&self, after: Option<&str>, limit: usize) -> Result<Vec<SetInfo>> {
+        self.gate.gate(self.inner.list_sets(after, limit)).await
+    }
+    async fn delete_set(&self, name: &str, expected_version: u64) -> Result<()> {
+        self.gate
+            .gate(self.inner.delete_set(name, expected_version))
+            .await
     }
     async fn add_to_set(&self, set: &str, accounts: &[TargetId]) -> Result<()> {
         self.gate.gate(self.inner.add_to_set(set, accounts)).await
@@ -170,6 +209,9 @@ impl StateStore for CrashStore {
             .gate(self.inner.take_lease(set, borrower, now, terms))
             .await
     }
+    async fn get_lease(&self, lease_id: &str) -> Result<Lease> {
+        self.gate.gate(self.inner.get_lease(lease_id)).await
+    }
     async fn renew_lease(
         &self,
         lease_id: &str,
@@ -181,14 +223,52 @@ impl StateStore for CrashStore {
             .gate(self.inner.renew_lease(lease_id, borrower, now, ttl_ms))
             .await
     }
-    async fn release_lease(&self, lease_id: &str, borrower: Option<&str>) -> Result<Lease> {
+    async fn begin_return(
+        &self,
+        lease_id: &str,
+        borrower: Option<&str>,
+    ) -> Result<(SetMember, Lease)> {
         self.gate
-            .gate(self.inner.release_lease(lease_id, borrower))
+            .gate(self.inner.begin_return(lease_id, borrower))
+            .await
+    }
+    async fn finish_return(&self, account: &TargetId, generation: u64) -> Result<SetMember> {
+        self.gate
+            .gate(self.inner.finish_return(account, generation))
             .await
     }
     async fn list_expired_leases(&self, now: Millis, limit: usize) -> Result<Vec<Lease>> {
         self.gate
             .gate(self.inner.list_expired_leases(now, limit))
+            .await
+    }
+    async fn put_config(
+        &self,
+        kind: &str,
+        name: &str,
+        body: &[u8],
+        expected_version: u64,
+    ) -> Result<u64> {
+        self.gate
+            .gate(self.inner.put_config(kind, name, body, expected_version))
+            .await
+    }
+    async fn get_config(&self, kind: &str, name: &str) -> Result<ConfigDoc> {
+        self.gate.gate(self.inner.get_config(kind, name)).await
+    }
+    async fn list_configs(
+        &self,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ConfigDoc>> {
+        self.gate
+            .gate(self.inner.list_configs(kind, after, limit))
+            .await
+    }
+    async fn delete_config(&self, kind: &str, name: &str, expected_version: u64) -> Result<()> {
+        self.gate
+            .gate(self.inner.delete_config(kind, name, expected_version))
             .await
     }
 }

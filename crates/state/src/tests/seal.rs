@@ -109,14 +109,14 @@ fn key_rotation_and_reseal() {
     );
 
     let mut rec = crate::Record::new(id("a"));
-    rec.last = Some(sealed.clone());
+    rec.history = vec![sealed.clone()];
     let mut s_old = Sealer::new("old", key(1)).unwrap();
     rec.current = Some(s_old.seal(&id("a"), Field::Current, &pw).unwrap());
     s_old.add_key("new", key(2)).unwrap();
     s_old.set_active("new").unwrap();
     assert!(s_old.reseal_record(&mut rec).unwrap());
     assert_eq!(rec.current.as_ref().unwrap().key_id(), Some("new"));
-    assert_eq!(rec.last.as_ref().unwrap().key_id(), Some("new"));
+    assert_eq!(rec.last().unwrap().key_id(), Some("new"));
     assert!(!s_old.reseal_record(&mut rec).unwrap());
 }
 
