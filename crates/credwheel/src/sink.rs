@@ -349,14 +349,14 @@ impl StoreSink {
             return Ok(None);
         };
         let current = self.sealer.open(&id, Field::Current, current)?;
-        let last = match &record.last {
+        let last = match record.history.first() {
             Some(l) => Some(self.sealer.open(&id, Field::Last, l)?),
             None => None,
         };
         Ok(Some(StoredSecret {
             current,
             last,
-            updated_at: record.last_rotated,
+            updated_at: record.set_at,
         }))
     }
 
@@ -367,7 +367,7 @@ impl StoreSink {
                 Err(StateError::NotFound(_)) => {
                     let mut r = Record::new(id.clone());
                     r.current = Some(self.sealer.seal(&id, Field::Current, value)?);
-                    r.last_rotated = Some(now);
+                    r.set_at = Some(now);
                     match self.store.create_record(&r).await {
                         Ok(_) => return Ok(()),
                         Err(StateError::Conflict(_)) => continue,
@@ -384,15 +384,15 @@ impl StoreSink {
                         return Ok(());
                     }
                     let expected = r.version;
-                    r.last = match &r.current {
+                    r.history = match &r.current {
                         Some(c) => {
                             let old = self.sealer.open(&id, Field::Current, c)?;
-                            Some(self.sealer.seal(&id, Field::Last, &old)?)
+                            vec![self.sealer.seal(&id, Field::Last, &old)?]
                         }
-                        None => None,
+                        None => Vec::new(),
                     };
                     r.current = Some(self.sealer.seal(&id, Field::Current, value)?);
-                    r.last_rotated = Some(now);
+                    r.set_at = Some(now);
                     match self.store.compare_and_swap(&r, expected, None).await {
                         Ok(_) => return Ok(()),
                         Err(StateError::Conflict(ConflictReason::Version)) => continue,

@@ -12,7 +12,8 @@ use crate::config::Library;
 use crate::error::Error;
 use crate::source::PolicySource;
 use crate::state::{
-    LeaseTerms, Millis, Record, RotationMethod, RotationTarget, StateError, TargetId,
+    ConflictReason, MemberState, Millis, Precondition, Record, RotationMethod, RotationOutcome,
+    RotationTarget, SetConfig, StateError, TargetId,
 };
 
 pub(crate) struct ManagedLibrary {
@@ -47,6 +48,12 @@ impl ManagedLibrary {
     /// check-out of an account sets its password.
     pub(crate) async fn ensure(&self, cw: &Credwheel) -> Result<(), Error> {
         let ids: Vec<TargetId> = self.accounts.iter().map(|(_, i)| i.clone()).collect();
+        let mut cfg = SetConfig::new(ms(self.def.ttl), ms(self.def.max_ttl));
+        cfg.enforce_check_in = !self.def.disable_check_in_enforcement;
+        match cw.inner.store.put_set(&self.def.name, &cfg, 0).await {
+            Ok(_) | Err(StateError::Conflict(ConflictReason::AlreadyExists)) => {}
+            Err(e) => return Err(e.into()),
+        }
         cw.inner.store.add_to_set(&self.def.name, &ids).await?;
         for id in ids {
             match cw.inner.store.create_record(&Record::new(id)).await {
@@ -64,16 +71,41 @@ impl ManagedLibrary {
         }
     }
 
-    async fn rotate(&self, cw: &Credwheel, id: &TargetId) -> Result<u64, Error> {
-        let r = cw
-            .inner
-            .rotator
-            .rotate(&*self.target, id, &self.source, RotationMethod::AdminReset)
-            .await;
-        match Credwheel::rotation_result(&self.def.name, r)? {
-            super::Outcome::Rotated { version } => Ok(version),
-            super::Outcome::Unchanged => Ok(0),
+    /// Rotates every member waiting for its rotation (newly added, or whose
+    /// check-in rotation failed) and makes it available. Returns how many are
+    /// available again.
+    pub(crate) async fn complete_returns(
+        &self,
+        cw: &Credwheel,
+        now: Millis,
+    ) -> Result<usize, Error> {
+        let members = cw.inner.store.set_members(&self.def.name).await?;
+        let mut n = 0;
+        for m in members
+            .into_iter()
+            .filter(|m| m.state == MemberState::Returning)
+        {
+            let r = cw
+                .inner
+                .rotator
+                .complete_return(
+                    &*self.target,
+                    &m,
+                    &self.source,
+                    RotationMethod::AdminReset,
+                    Precondition::UnlessBackingOff(now),
+                )
+                .await;
+            match r {
+                Ok(c) if matches!(c.rotation, RotationOutcome::Rotated { .. }) => n += 1,
+                Ok(c) => {
+                    tracing::warn!(library = %self.def.name, account = %self.username(&m.account), outcome = ?c.rotation, "rotating a returned account did not commit; it is not lent");
+                }
+                Err(StateError::InFlight { .. } | StateError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        Ok(n)
     }
 }
 
@@ -146,36 +178,32 @@ impl Credwheel {
         if ttl.is_zero() {
             return Err(lib.err("the ttl must be greater than 0"));
         }
-        let terms = LeaseTerms {
-            ttl_ms: ms(ttl),
-            max_ttl_ms: ms(lib.def.max_ttl),
-        };
-        let lease = match self
-            .inner
-            .store
-            .take_lease(set, borrower, self.now(), terms)
-            .await
-        {
-            Ok(l) => l,
-            Err(StateError::NoneAvailable) => {
-                tracing::warn!(
-                    library = set,
-                    counter = "check-out.unavailable",
-                    "no accounts available for check-out"
-                );
-                return Err(lib.err("no service accounts available for check-out"));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let rec = self.inner.store.get_record(&lease.account).await?;
-        if (rec.current.is_none() || rec.pending.is_some())
-            && let Err(e) = lib.rotate(self, &lease.account).await
-        {
+        let mut tries = 0;
+        let lease = loop {
+            match self
+                .inner
+                .rotator
+                .check_out(set, borrower, Some(ms(ttl)))
+                .await
             {
-                let _ = self.inner.store.release_lease(&lease.lease_id, None).await;
-                return Err(e);
+                Ok(l) => break l,
+                Err(StateError::NoneAvailable) if tries == 0 => {
+                    // Members never rotated yet (or whose check-in rotation failed)
+                    // are rotated now, then lent.
+                    tries += 1;
+                    lib.complete_returns(self, self.now()).await?;
+                }
+                Err(StateError::NoneAvailable) => {
+                    tracing::warn!(
+                        library = set,
+                        counter = "check-out.unavailable",
+                        "no accounts available for check-out"
+                    );
+                    return Err(lib.err("no service accounts available for check-out"));
+                }
+                Err(e) => return Err(e.into()),
             }
-        }
+        };
         let (password, _) = self.inner.rotator.current_password(&lease.account).await?;
         let account = lib.username(&lease.account);
         tracing::info!(library = set, account = %account, borrower, "checked out");
@@ -214,9 +242,27 @@ impl Credwheel {
                 return Err(lib.err("several accounts are checked out: name the one to check in"));
             }
         };
-        lib.rotate(self, &lease.account).await?;
         let who = (!any).then_some(borrower);
-        self.inner.store.release_lease(&lease.lease_id, who).await?;
+        let done = self
+            .inner
+            .rotator
+            .check_in(
+                &*lib.target,
+                &lease.lease_id,
+                who,
+                &lib.source,
+                RotationMethod::AdminReset,
+            )
+            .await?;
+        if !matches!(done.rotation, RotationOutcome::Rotated { .. }) {
+            let r = Credwheel::rotation_result(set, Ok(done.rotation));
+            let why = r
+                .err()
+                .map_or_else(|| "not rotated".to_owned(), |e| e.to_string());
+            return Err(lib.err(format!(
+                "checked in, but the rotation did not commit ({why}); the account is not lent again until it does"
+            )));
+        }
         let name = lib.username(&lease.account);
         tracing::info!(library = set, account = %name, "checked in and rotated");
         Ok(name)
@@ -232,7 +278,7 @@ impl Credwheel {
                 .into_iter()
                 .map(|m| LibraryMember {
                     account: lib.username(&m.account),
-                    available: m.lease.is_none(),
+                    available: m.state == MemberState::Available,
                     borrower: m.lease.as_ref().map(|l| l.borrower.clone()),
                     expires_at: m.lease.as_ref().map(|l| l.expires_at),
                 })
@@ -251,19 +297,36 @@ impl Credwheel {
             let Some(lib) = self.inner.libraries.get(&lease.set) else {
                 continue;
             };
-            match lib.rotate(self, &lease.account).await {
-                Ok(_) => {
-                    self.inner
-                        .store
-                        .release_lease(&lease.lease_id, None)
-                        .await?;
+            match self
+                .inner
+                .rotator
+                .check_in(
+                    &*lib.target,
+                    &lease.lease_id,
+                    None,
+                    &lib.source,
+                    RotationMethod::AdminReset,
+                )
+                .await
+            {
+                Ok(c) if matches!(c.rotation, RotationOutcome::Rotated { .. }) => {
                     tracing::info!(library = %lease.set, account = %lib.username(&lease.account), "lease expired: checked in and rotated");
                     n += 1;
                 }
-                Err(Error::State(StateError::Conflict(_))) => {}
+                Ok(c) => {
+                    tracing::warn!(library = %lease.set, outcome = ?c.rotation, "expired lease checked in; rotation did not commit");
+                }
+                Err(
+                    StateError::InFlight { .. } | StateError::Conflict(_) | StateError::NotFound(_),
+                ) => {}
                 Err(e) => {
                     tracing::warn!(library = %lease.set, error = %e, "checking in an expired lease failed");
                 }
+            }
+        }
+        for lib in self.inner.libraries.values() {
+            if let Err(e) = lib.complete_returns(self, now).await {
+                tracing::warn!(library = %lib.def.name, error = %e, "rotating returned accounts failed");
             }
         }
         Ok(n)

@@ -325,8 +325,11 @@ impl Builder {
             )
         });
         let mut rc = RotatorConfig::with_holder(holder.clone());
-        // The scheduler keeps retry times itself (in its metadata records).
-        rc.retry_after_rejection_ms = i64::MAX / 4;
+        // The scheduler keeps retry times and cycles itself (in its metadata
+        // records); the credential records' own backoff stays short.
+        rc.max_failures = u32::MAX;
+        rc.backoff_base_ms = 1_000;
+        rc.backoff_max_ms = 1_000;
         rc.claim_ttl_ms = RUN_LEASE_MS - 30_000;
         let rotator = Rotator::with_clock(store.clone(), sealer.clone(), clock.clone(), rc);
 
@@ -677,7 +680,12 @@ impl Credwheel {
                 match &m.def.initial_password {
                     Some(p) => {
                         let pw = p.resolve()?;
-                        match self.inner.rotator.enroll(&m.id, &pw, None).await {
+                        match self
+                            .inner
+                            .rotator
+                            .enroll(&m.id, &pw, crate::state::Schedule::None)
+                            .await
+                        {
                             Ok(_) => enrolled = true,
                             Err(StateError::Conflict(_)) => {}
                             Err(e) => return Err(e.into()),
@@ -796,7 +804,7 @@ impl Credwheel {
                 _ => None,
             }
         };
-        let last_rotated = rec.as_ref().and_then(|r| r.last_rotated);
+        let last_rotated = rec.as_ref().and_then(|r| r.set_at);
         let expires_at = m
             .def
             .schedule
@@ -874,7 +882,7 @@ impl Credwheel {
             let now = self.now();
             let loaded = meta::load(&*self.inner.store, &self.inner.sealer, &m.meta_id)
                 .await?
-                .ok_or(StateError::NotFound("scheduler metadata"))?;
+                .ok_or(StateError::NotFound(crate::state::Missing::Record))?;
             let mut meta = loaded.meta.clone();
             f(&mut meta);
             let due = self.wake_time(m, &meta, now);
@@ -900,7 +908,7 @@ impl Credwheel {
             let rec = self.inner.store.get_record(&m.id).await?;
             let expired = match (
                 m.def.schedule.as_ref().and_then(|s| s.lazy_ttl()),
-                rec.last_rotated,
+                rec.set_at,
             ) {
                 (Some(ttl), Some(t)) => now >= t.saturating_add(ms(ttl)),
                 (Some(_), None) => true,
@@ -933,7 +941,7 @@ impl Credwheel {
                 username: m.def.target.username().to_owned(),
                 current,
                 last,
-                last_rotated: rec.last_rotated,
+                last_rotated: rec.set_at,
                 rotated,
                 version,
             });
@@ -975,15 +983,24 @@ impl Credwheel {
     ) -> Result<Outcome, Error> {
         match r {
             Ok(RotationOutcome::Rotated { version }) => Ok(Outcome::Rotated { version }),
-            Ok(RotationOutcome::Rejected { message }) => Err(Error::Rotation {
+            Ok(RotationOutcome::Skipped { .. }) => Ok(Outcome::Unchanged),
+            Ok(RotationOutcome::Failed {
+                error, in_doubt, ..
+            }) => Err(Error::Rotation {
                 rotation: name.to_owned(),
-                message: format!("the target rejected the new password: {message}"),
+                message: if error.kind() == TargetErrorKind::Rejected {
+                    format!("the target rejected the new password: {error}")
+                } else if in_doubt {
+                    format!(
+                        "{error} (the target may have the new password; it is kept pending and settled by the next attempt)"
+                    )
+                } else {
+                    error.to_string()
+                },
             }),
-            Ok(RotationOutcome::NeedsReconcile) => Err(Error::Rotation {
+            Ok(RotationOutcome::NeedsReconcile { why }) => Err(Error::Rotation {
                 rotation: name.to_owned(),
-                message:
-                    "the target's password is unknown after an interrupted rotation; run reconcile"
-                        .into(),
+                message: format!("{}; run reconcile", why.message),
             }),
             Ok(_) => Err(Error::Rotation {
                 rotation: name.to_owned(),

@@ -160,7 +160,7 @@ impl Credwheel {
         set: &mut JoinSet<TickReport>,
     ) -> Result<TickReport, Error> {
         let now = self.now();
-        let ids = self.inner.store.list_due(now, 4096).await?;
+        let ids = self.inner.store.list_due(now, None, 4096).await?;
         for id in ids {
             let (idx, recover) = if id.kind() == META_KIND && id.scope() == self.inner.namespace {
                 match self.inner.by_name.get(id.account()) {
@@ -235,7 +235,7 @@ impl Credwheel {
                 {
                     tracing::warn!(rotation = %m.def.name, error = %e, "publishing after recovery failed");
                 }
-                if outcome == crate::state::RecoverOutcome::NeedsReconcile {
+                if matches!(outcome, crate::state::RecoverOutcome::NeedsReconcile { .. }) {
                     self.finish(idx, |meta, _| {
                         meta.state = RotationState::NeedsOperator;
                         meta.last_error = Some(
@@ -250,7 +250,9 @@ impl Credwheel {
                     ..TickReport::default()
                 })
             }
-            Err(StateError::Conflict(ConflictReason::ClaimHeld)) => Ok(TickReport::default()),
+            Err(StateError::Conflict(ConflictReason::ClaimHeld) | StateError::InFlight { .. }) => {
+                Ok(TickReport::default())
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -261,7 +263,7 @@ impl Credwheel {
         let now = self.now();
         let Some(loaded) = meta::load(&*self.inner.store, &self.inner.sealer, &m.meta_id).await?
         else {
-            return Err(StateError::NotFound("scheduler metadata").into());
+            return Err(StateError::NotFound(crate::state::Missing::Record).into());
         };
         if loaded.meta.running_until.is_some_and(|r| r > now) {
             return Ok(None);
@@ -289,7 +291,7 @@ impl Credwheel {
             let Some(loaded) =
                 meta::load(&*self.inner.store, &self.inner.sealer, &m.meta_id).await?
             else {
-                return Err(StateError::NotFound("scheduler metadata").into());
+                return Err(StateError::NotFound(crate::state::Missing::Record).into());
             };
             let mut meta = loaded.meta.clone();
             if meta
@@ -393,12 +395,22 @@ impl Credwheel {
         let r = if reconcile {
             self.inner
                 .rotator
-                .reconcile(&*m.target, &m.id, &m.source)
+                .reconcile(
+                    &*m.target,
+                    &m.id,
+                    &m.source,
+                    crate::state::ReconcileMethod::AdminReset,
+                )
                 .await
         } else {
             self.inner
                 .rotator
-                .rotate(&*m.target, &m.id, &m.source, m.method)
+                .rotate(
+                    &*m.target,
+                    &m.id,
+                    &m.source,
+                    crate::state::RotateOptions::new(m.method),
+                )
                 .await
         };
         let outcome = Credwheel::rotation_result(&m.def.name, r)?;
@@ -428,9 +440,9 @@ impl Credwheel {
         let error_text = result.as_ref().err().map(ToString::to_string);
         let busy = matches!(
             result,
-            Err(Error::State(StateError::Conflict(
-                ConflictReason::ClaimHeld
-            )))
+            Err(Error::State(
+                StateError::Conflict(ConflictReason::ClaimHeld) | StateError::InFlight { .. }
+            ))
         );
         let needs_reconcile = matches!(result, Err(Error::Rotation { message, .. }) if message.contains("run reconcile"));
         if let Some(e) = &error_text {
@@ -623,7 +635,7 @@ impl Credwheel {
                 let rec = self.inner.store.get_record(&m.id).await?;
                 let fresh = match (
                     m.def.schedule.as_ref().and_then(|s| s.lazy_ttl()),
-                    rec.last_rotated,
+                    rec.set_at,
                 ) {
                     (Some(ttl), Some(t)) => now < t.saturating_add(ms(ttl)),
                     (_, Some(_)) => rec.current.is_some(),
