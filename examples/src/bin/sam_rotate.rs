@@ -61,12 +61,19 @@ async fn main() -> Res<()> {
     target
         .reset_password(account, &lab.account_password)
         .await?;
-    let rec = rotator.enroll(&id, &lab.account_password, None).await?;
+    let rec = rotator
+        .enroll(&id, &lab.account_password, credwheel::state::Schedule::None)
+        .await?;
     println!("enrolled {id} (record version {})", rec.version);
 
     let t = Instant::now();
     let out = rotator
-        .rotate(&target, &id, &policy, target.rotation_method())
+        .rotate(
+            &target,
+            &id,
+            &policy,
+            credwheel::state::RotateOptions::new(target.rotation_method()),
+        )
         .await?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     match out {
