@@ -76,6 +76,10 @@ struct Shared {
     sem: Semaphore,
 }
 
+/// How much later than our last commit the target's "password last set" may be
+/// before it counts as a change made elsewhere (replication lag, clock skew).
+const DRIFT_TOLERANCE_MS: i64 = 5_000;
+
 fn backoff(initial: Duration, max: Duration, failures: u32) -> i64 {
     let shift = failures.saturating_sub(1).min(30);
     let d = initial.saturating_mul(1u32 << shift).min(max);
@@ -535,7 +539,24 @@ impl Credwheel {
             }
             Err(e) => return Err(e.into()),
         };
-        let verdict = m.target.verify(&m.id, &current).await;
+        // First without a logon: has the target's "password last set" moved past the
+        // baseline recorded at our last commit (beyond the clock-skew tolerance)?
+        let baseline = self
+            .inner
+            .store
+            .get_record(&m.id)
+            .await
+            .ok()
+            .and_then(|r| r.target_set_at);
+        let changed_elsewhere = match (baseline, m.target.password_last_set(&m.id).await) {
+            (Some(b), Ok(Some(t))) => t > b.saturating_add(DRIFT_TOLERANCE_MS),
+            _ => false,
+        };
+        let verdict = if changed_elsewhere {
+            Ok(false)
+        } else {
+            m.target.verify(&m.id, &current).await
+        };
         drop(current);
         enum Found {
             Ok,
