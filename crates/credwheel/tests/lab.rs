@@ -4,6 +4,8 @@
 //! witness (`smbclient`, `ldapsearch`). Accounts: `cwfacade1`, `cwfacade2` on the
 //! host and `svc-facade1..3` in AD (seeded by `tools/lab` for these tests).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly.
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;

@@ -135,6 +135,8 @@ pub(crate) struct Inner {
     pub(crate) sinks: Vec<Arc<dyn SecretSink>>,
     pub(crate) store_sink: StoreSink,
     pub(crate) namespace: String,
+    /// Wakes this process's scheduler early (a local rotate request).
+    pub(crate) wake: tokio::sync::Notify,
 }
 
 /// credwheel composed: store, key ring, connections, rotations, libraries and the
@@ -456,6 +458,7 @@ impl Builder {
                 sinks,
                 store_sink,
                 namespace,
+                wake: tokio::sync::Notify::new(),
             }),
         };
         cw.enroll_all().await?;
@@ -855,6 +858,17 @@ impl Credwheel {
         self.run_exclusive(idx, scheduler::Job::Reconcile)
             .await?
             .ok_or_else(|| Error::Busy(name.to_owned()))?
+    }
+
+    /// Asks the scheduler (in this or any process sharing the store) to rotate now:
+    /// the rotation becomes due at once and is picked up on the next tick. Does not
+    /// move the schedule.
+    pub async fn schedule_now(&self, name: &str) -> Result<(), Error> {
+        let now = self.now();
+        self.update_meta(name, |meta| meta.next_attempt = Some(now))
+            .await?;
+        self.inner.wake.notify_one();
+        Ok(())
     }
 
     /// Stops automatic rotation and heartbeats of a rotation until [`resume`](Self::resume).

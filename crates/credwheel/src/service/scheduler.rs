@@ -139,6 +139,11 @@ impl Credwheel {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
+                _ = self.inner.wake.notified() => {
+                    if let Err(e) = self.spawn_due(&shared, &mut set).await {
+                        tracing::warn!(error = %e, "scheduler: looking for due work failed");
+                    }
+                }
                 _ = interval.tick() => {
                     if let Err(e) = self.spawn_due(&shared, &mut set).await {
                         tracing::warn!(error = %e, "scheduler: looking for due work failed");
