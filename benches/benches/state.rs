@@ -1,6 +1,7 @@
-//! Rotation state stores (credwheel-state): compare-and-swap updates/s and lease
-//! take+check-in cycles/s (take, begin_return, finish_return) for each store, one caller and 32 concurrent callers, with
-//! the durable-commit floor of each durable backend measured in the same run.
+//! Rotation state stores (credwheel-state): compare-and-swap updates/s, lease
+//! cycles/s (take, begin_return, finish_return) for each store, one caller and 32
+//! concurrent callers, with the durable-commit floor of each durable backend
+//! measured in the same run, and `Rotator::credentials()` reads/s on one core.
 //!
 //! Run: `eval "$(bash tools/lab env)"; cargo bench -p credwheel-benches --bench state`
 //! (without the lab's PostgreSQL, the PostgreSQL groups are skipped).
@@ -22,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use credwheel::state::{
-    LeaseTerms, MemoryStore, PgOptions, PgStore, Record, SetConfig, SqliteOptions, SqliteStore,
-    StateStore, TargetId,
+    Key, LeaseTerms, MemoryStore, PgOptions, PgStore, Record, Rotator, RotatorConfig, Schedule,
+    Sealer, SetConfig, SqliteOptions, SqliteStore, StateStore, TargetId,
 };
 use criterion::{Criterion, Throughput};
 use secrecy::ExposeSecret;
@@ -54,6 +55,8 @@ struct Subject {
     store: Arc<dyn StateStore>,
     records: Vec<TargetId>,
     set: String,
+    rotator: Arc<Rotator>,
+    cred: TargetId,
 }
 
 impl Subject {
@@ -82,12 +85,39 @@ impl Subject {
         for m in store.set_members(&set).await.unwrap() {
             store.finish_return(&m.account, m.generation).await.unwrap();
         }
+        let sealer = Arc::new(Sealer::new("k", Key::from_bytes(&[7; 32]).unwrap()).unwrap());
+        let rotator = Arc::new(Rotator::new(
+            store.clone(),
+            sealer,
+            RotatorConfig::with_holder("bench"),
+        ));
+        let cred = TargetId::new("bench", format!("s{tag}"), "cred").unwrap();
+        rotator
+            .enroll(
+                &cred,
+                &secrecy::SecretString::from("Bench-Password-123456"),
+                Schedule::Ttl { ttl_ms: 86_400_000 },
+            )
+            .await
+            .unwrap();
         Self {
             name,
             store,
             records,
             set,
+            rotator,
+            cred,
         }
+    }
+
+    /// `n` `credentials()` reads of a fresh password by one caller.
+    async fn credentials(&self, n: u64) -> Duration {
+        let start = Instant::now();
+        for _ in 0..n {
+            let c = self.rotator.credentials(&self.cred).await.unwrap();
+            std::hint::black_box(c.version());
+        }
+        start.elapsed()
     }
 
     /// `n` CAS updates spread over `callers` concurrent callers (own record each).
@@ -199,6 +229,13 @@ impl Floor {
     }
 }
 
+fn one_core() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn bench_subject(
     c: &mut Criterion,
     rt: &tokio::runtime::Runtime,
@@ -207,6 +244,10 @@ fn bench_subject(
 ) {
     let mut g = c.benchmark_group(format!("state/{}", s.name));
     g.throughput(Throughput::Elements(1));
+    let single = one_core();
+    g.bench_function("credentials_1core", |b| {
+        b.to_async(&single).iter_custom(|n| s.credentials(n));
+    });
     if let Some(f) = floor {
         g.bench_function("floor_durable_commit", |b| {
             b.to_async(rt).iter_custom(|n| f.run(n));
@@ -268,9 +309,16 @@ fn ratio_table(rt: &tokio::runtime::Runtime, subjects: &[(Subject, Option<Floor>
     println!("\nstate stores: ops/s, and in parentheses the median ratio to the durable-commit");
     println!("floor measured in alternating slices of the same run");
     println!(
-        "{:<8} {:>10} {:>18} {:>18} {:>18} {:>18}",
-        "store", "floor/s", "cas_1/s", "cas_32/s", "lease_1 pairs/s", "lease_32 pairs/s"
+        "{:<8} {:>10} {:>18} {:>18} {:>18} {:>18} {:>16}",
+        "store",
+        "floor/s",
+        "cas_1/s",
+        "cas_32/s",
+        "lease_1 cycles/s",
+        "lease_32 cycles/s",
+        "credentials/s"
     );
+    let single = one_core();
     for (s, floor) in subjects {
         let fl = floor
             .as_ref()
@@ -283,41 +331,47 @@ fn ratio_table(rt: &tokio::runtime::Runtime, subjects: &[(Subject, Option<Floor>
         let c32 = cell(paired(rt, floor.as_ref(), |n| s.cas(n, CONCURRENT)));
         let l1 = cell(paired(rt, floor.as_ref(), |n| s.leases(n, 1)));
         let l32 = cell(paired(rt, floor.as_ref(), |n| s.leases(n, CONCURRENT)));
+        let cr = rate(&single, 1.0, &|n| s.credentials(n));
         println!(
-            "{:<8} {:>10} {:>18} {:>18} {:>18} {:>18}",
+            "{:<8} {:>10} {:>18} {:>18} {:>18} {:>18} {:>16.0}",
             s.name,
             fl.map_or("-".to_owned(), |f| format!("{f:.0}")),
             c1,
             c32,
             l1,
-            l32
+            l32,
+            cr
         );
     }
-    println!("(a lease cycle is three durable operations: take, begin_return, finish_return)");
+    println!("(a lease cycle is three durable operations: take, begin_return, finish_return;");
+    println!(" credentials/s: one caller on a current-thread runtime, i.e. one core)");
 }
 
 fn main() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let mut subjects: Vec<(Subject, Option<Floor>)> = Vec::new();
-    rt.block_on(async {
-        subjects.push((
-            Subject::new("memory", Arc::new(MemoryStore::new())).await,
-            None,
-        ));
-        let sqlite =
-            SqliteStore::open(dir.path().join("state.db"), SqliteOptions::default()).unwrap();
-        subjects.push((
-            Subject::new("sqlite", Arc::new(sqlite)).await,
-            Some(Floor::sqlite(&dir.path().join("floor.db"))),
-        ));
-    });
     // CREDWHEEL_BENCH_STORES=sqlite,postgres limits the stores measured.
     let wanted = |name: &str| {
         std::env::var("CREDWHEEL_BENCH_STORES")
             .map_or(true, |v| v.split(',').any(|w| w.trim() == name))
     };
-    subjects.retain(|(s, _)| wanted(s.name));
+    rt.block_on(async {
+        if wanted("memory") {
+            subjects.push((
+                Subject::new("memory", Arc::new(MemoryStore::new())).await,
+                None,
+            ));
+        }
+        if wanted("sqlite") {
+            let sqlite =
+                SqliteStore::open(dir.path().join("state.db"), SqliteOptions::default()).unwrap();
+            subjects.push((
+                Subject::new("sqlite", Arc::new(sqlite)).await,
+                Some(Floor::sqlite(&dir.path().join("floor.db"))),
+            ));
+        }
+    });
     let pg_url = std::env::var("CREDWHEEL_PG_URL")
         .ok()
         .filter(|v| !v.is_empty())

@@ -60,71 +60,144 @@
 //!
 //! [`Rotator::rotate`](crate::Rotator::rotate):
 //!
-//! 1. **claim** the account (expiring claim, fencing token);
-//! 2. **read** the record; if a pending rotation is found, settle it first (below);
-//!    if it rolls forward, that completed rotation is the result;
-//! 3. **generate** the new password ([`PasswordSource`](crate::PasswordSource));
-//! 4. **write pending**: the new password, sealed, with an attempt id, is committed
-//!    durably (fenced CAS) *before* the target sees it;
-//! 5. **apply** it (admin reset or self-change), only if enough claim time is left;
-//! 6. **verify** it on the target;
-//! 7. **commit** (fenced CAS): current becomes last, pending becomes current,
-//!    version + 1, `last_error` cleared, `next_due` set;
-//! 8. **release** the claim.
+//! 1. **read** the record and check the [`Precondition`](crate::Precondition)
+//!    (`Skipped` with the fresh version if it fails: no claim taken);
+//! 2. **claim** the account (expiring claim, fencing token); if another holder has
+//!    it, wait (bounded, polling with backoff, re-checking the precondition) or
+//!    fail with [`StateError::InFlight`](crate::StateError::InFlight);
+//! 3. **re-read** under the claim; precondition again; a record that
+//!    needs an operator is left alone (`NeedsReconcile`, target untouched);
+//! 4. **settle** a pending rotation left by a crash (below); if it rolls forward,
+//!    that completed rotation is the result;
+//! 5. **margin**: at least [`target_margin_ms`](crate::RotatorConfig::target_margin_ms)
+//!    must remain of the claim (renewed if needed) *before* anything is written;
+//! 6. **write pending**: the new password, sealed, with an attempt id and a
+//!    deadline (`now + max_attempt_ms`), state `InDoubt`, committed durably (fenced
+//!    CAS) *before* the target sees it;
+//! 7. **apply** (admin reset or self-change), only if the margin still holds for
+//!    both the claim and the deadline; the claim is renewed every third of its
+//!    length while the call runs;
+//! 8. **verify** the new password on the target, then read the target's
+//!    `password_last_set` (the new baseline);
+//! 9. **commit** (fenced CAS): current → history (last *N*), pending → current,
+//!    state `Ok`, failures and backoff cleared, `target_set_at` = baseline,
+//!    `next_due` from the account's stored schedule;
+//! 10. **release** the claim (a dropped guard releases in the background).
 //!
-//! Failures of apply: a kind that certainly did not change the password
-//! (`Rejected`, `BadCredentials`, `Denied`, `NoSuchAccount`) drops the pending
-//! record and records the error; `Rejected` also pushes `next_due` back by
-//! [`retry_after_rejection_ms`](crate::RotatorConfig::retry_after_rejection_ms), so a
-//! refused password is never retried in a loop, and the current password stays
-//! valid. Any other failure leaves the pending record for recovery.
+//! ## Record states and transitions
 //!
-//! [`Rotator::recover`](crate::Rotator::recover) (and step 2) settles a pending
-//! record by asking the target:
+//! | from | event | to | pending | target touched again automatically? |
+//! |---|---|---|---|---|
+//! | `Ok` | pending written (step 6) | `InDoubt` | P | yes (settle) |
+//! | `InDoubt` | verify(P) ok, commit | `Ok` | none | yes |
+//! | `InDoubt` | apply failed, certainly not applied (`Rejected`, `BadCredentials`, `Denied`, `NoSuchAccount`, `AccountDisabled`, `PasswordExpired`) | `Ok`, failures + 1, `retry_at` | dropped | after the backoff |
+//! | `InDoubt` | apply failed, maybe applied (`Unavailable`, `Other`), or verify failed to answer | `InDoubt`, failures + 1, `retry_at` | kept | after the backoff (settles first) |
+//! | `InDoubt` | settle: target unchanged since our baseline | `Ok` (rolled back) | dropped | yes |
+//! | `InDoubt` | settle: changed since baseline, P verifies, change not after the attempt's deadline | `Ok` (rolled forward) | committed | yes |
+//! | `InDoubt` | settle: changed since baseline and P does not verify, or the change came after the deadline | `NeedsReconcile(ChangedElsewhere / Unknown)` | kept | **no** |
+//! | any | the target acknowledged the write but refuses P | `NeedsReconcile(VerifyFailed)` | kept | **no** |
+//! | any | `AccountLocked`; `BadCredentials` on a self-change | `NeedsReconcile(Locked / BadStoredPassword)` | per apply | **no** |
+//! | any | failures reach [`max_failures`](crate::RotatorConfig::max_failures) | `NeedsReconcile(TooManyFailures)` | as is | **no** |
+//! | `NeedsReconcile` | [`reconcile`](crate::Rotator::reconcile) succeeds (always a fresh password) or [`adopt`](crate::Rotator::adopt) | `Ok` | none | yes |
+//! | `NeedsReconcile` | reconcile fails | `NeedsReconcile` | per apply | **no** |
 //!
-//! - the pending password verifies → **roll forward** (commit);
-//! - else the current password verifies and the target's `password_last_set` is not
-//!   later than the pending record (minus a clock-skew tolerance) → **roll back**
-//!   (drop pending, record why);
-//! - otherwise → **`NeedsReconcile`**: the pending record is kept and the error
-//!   recorded; [`Rotator::reconcile`](crate::Rotator::reconcile) then sets the stored
-//!   pending password with an admin reset and commits it.
+//! The backoff after a failed cycle is `backoff_base_ms * 2^(failures-1)`, capped at
+//! `backoff_max_ms`; [`Record::is_due`](crate::Record::is_due) (and so `list_due`
+//! and `Precondition::IfDue`) respects it; `Precondition::Always` (a manual
+//! rotation) does not. A record that needs an operator is never due, never
+//! verified, never lent; [`StateStore::list_needing_operator`](crate::StateStore::list_needing_operator)
+//! lists them.
+//!
+//! ## Settling: the target-side baseline
+//!
+//! At every commit the protocol records the target's own "password last set"
+//! (`pwdLastSet`, the SAM's `PasswordLastSet`) as `target_set_at`. Settling a
+//! pending password compares the target's current value with that baseline, in
+//! the target's clock only, so our clock's skew and the time since our last
+//! rotation do not matter:
+//!
+//! - unchanged → the pending password never landed: **roll back** (no logon
+//!   attempt at all);
+//! - changed and the pending password verifies → **roll forward**, unless the
+//!   change happened after the attempt's stored deadline (plus
+//!   [`clock_skew_ms`](crate::RotatorConfig::clock_skew_ms)): our attempt never
+//!   starts a target call after its deadline, so that change was someone else's and
+//!   the pending password verifies only through the target's grace period for the
+//!   previous password → `NeedsReconcile(ChangedElsewhere)`;
+//! - changed and the pending password does not verify → someone else set a
+//!   password we do not know → `NeedsReconcile`.
+//!
+//! Without a baseline (records enrolled without [`Rotator::enroll_verified`](crate::Rotator::enroll_verified) and
+//! never rotated) the target's time is compared with the pending record's
+//! creation time minus the clock-skew tolerance; a target that reports no time
+//! gets the plain verification-based decision (pending verifies → forward; current
+//! verifies → back; neither → `NeedsReconcile(Unknown)`).
+//!
+//! ## Reconcile
+//!
+//! [`Rotator::reconcile`](crate::Rotator::reconcile) always sets a *fresh*
+//! password through the full protocol (a pending password the target refused is
+//! never retried). [`ReconcileMethod::AdminReset`](crate::ReconcileMethod::AdminReset)
+//! needs an admin connection; [`ReconcileMethod::SelfChange`](crate::ReconcileMethod::SelfChange)
+//! serves accounts that can only change themselves (the AD bind account, a Windows
+//! host rotated as itself): from a password the operator supplies, or else from
+//! the stored pending or current password, whichever verifies (at most two logon
+//! attempts, only on this explicit request). [`Rotator::adopt`](crate::Rotator::adopt)
+//! records a password an operator set by hand, after verifying it.
+//!
+//! ## Conditional rotation, waiting, lazy readers
+//!
+//! `Precondition::IfVersion(v)` makes a rotation conditional on the version the
+//! caller read: of 200 readers who all saw an expired password at version `v`, one
+//! claims and rotates; the others wait for the claim, re-read, find a newer version
+//! and get `Skipped` without touching the target.
+//! [`Rotator::fresh_credentials`](crate::Rotator::fresh_credentials) packages this.
+//! A waiter that times out gets [`StateError::InFlight`](crate::StateError::InFlight)
+//! with the claim's expiry and whether the holder went silent (no renewal for two
+//! thirds of a claim length: it probably died and its claim lapses at that time).
+//!
+//! ## Check-out
+//!
+//! | member state | how it gets there | lent? |
+//! |---|---|---|
+//! | `Returning` | added to a set; `begin_return` of its lease (check-in, expiry reaper, forced) | never |
+//! | `Available` | `finish_return` after the check-in rotation committed (fenced on the member's generation) | yes, if its record is `Ok` with nothing pending |
+//! | `Lent` | `take_lease` | no (until checked in) |
+//!
+//! [`Rotator::check_in`](crate::Rotator::check_in) = `begin_return` (fenced on the
+//! lease id: a reaper holding an old, already checked-in lease gets
+//! `NotFound(Lease)` and touches nothing) → rotate → `finish_return`. A failed
+//! rotation leaves the member `Returning` with the record's backoff; retry with
+//! [`Rotator::complete_return`](crate::Rotator::complete_return).
 //!
 //! ## Crash analysis
 //!
 //! A crash at any point leaves the process's claim to lapse; the next holder (or
 //! `recover()` after the lapse) finds the state below. The unit tests drop the
 //! rotation future at every await point, before and after each store and target
-//! call, and check after `recover()` that the stored current password is the one
-//! the target accepts.
+//! call, against a target that keeps accepting the previous password for an hour
+//! and reports its own "password last set", also in a second rotation one second
+//! after a first, and check after `recover()` that the stored current password is
+//! the target's, nothing is pending and the record is `Ok`.
 //!
 //! | crash point | store | target | what `recover()` does |
 //! |---|---|---|---|
 //! | during or after claim | unchanged | old password | nothing pending: `Clean` |
-//! | after reading the record | unchanged | old | `Clean` |
 //! | during write-pending (not committed) | unchanged | old | `Clean` |
-//! | after write-pending committed | pending P | old | P fails, current verifies, `pwdLastSet` older → roll back |
+//! | after write-pending committed | pending P | old, `pwdLastSet` = baseline | roll back, no logon |
 //! | during apply, not applied | pending P | old | roll back |
-//! | during apply, applied (reply lost) | pending P | P | P verifies → roll forward |
-//! | during or after verify | pending P | P | roll forward |
+//! | during apply, applied (reply lost) | pending P | P, `pwdLastSet` > baseline | P verifies → roll forward |
+//! | during or after verify / last-set | pending P | P | roll forward |
 //! | during commit, not committed | pending P | P | roll forward |
 //! | after commit | current P | P | `Clean` |
 //! | during release | current P | P | `Clean`; the claim lapses |
 //! | inside `recover()` itself | as above | as above | the next `recover()` repeats the same decision (idempotent) |
 //!
-//! What the protocol cannot decide alone, it refuses to guess: if the pending
-//! password does not verify and the old one does only because of the target's grace
-//! period (the target's password changed after the pending record was written),
-//! rolling back would store a password nobody can use, so the result is
-//! `NeedsReconcile`. A target without `password_last_set` (returns `None`) gets the
-//! plain verify-based decision.
-//!
-//! The claim bounds concurrency: the rotator does not touch the target when less
-//! than [`target_margin_ms`](crate::RotatorConfig::target_margin_ms) of the claim
-//! remains, and target implementations must time out well within that margin. A
-//! holder that stalls beyond its claim is fenced out of the store; a stalled request
-//! that still reaches the target afterwards is the one residual race, bounded by
-//! those timeouts.
+//! A holder that stalls beyond its claim is fenced out of the store (every write is
+//! a CAS carrying the claim's token) and never starts a target call after its
+//! attempt's deadline; a request already sent that reaches the target later is the
+//! one residual race, bounded by the targets' timeouts (which must be shorter than
+//! the margin).
 //!
 //! # Stores
 //!

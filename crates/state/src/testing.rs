@@ -25,11 +25,20 @@ use crate::types::{
 /// (e.g. with `futures::FutureExt::now_or_never`) and dropping it models a process
 /// that died at that point. With `after` set, the gated operation takes effect
 /// first and the crash happens before its result is seen.
+///
+/// Once it crashed, every later gated call hangs too (the process is dead), until
+/// the gate is armed or disarmed again; yield to the runtime before that so that
+/// background work of the "dead" process (e.g. a claim release spawned by a
+/// dropped guard) meets the dead gate.
 #[derive(Debug, Default)]
 pub struct CrashGate {
     count: AtomicUsize,
     crash_at: Mutex<Option<(usize, bool)>>,
+    pause_at: Mutex<Option<(usize, bool)>>,
+    dead: std::sync::atomic::AtomicBool,
     hit: tokio::sync::Notify,
+    paused: tokio::sync::Notify,
+    resume: tokio::sync::Notify,
 }
 
 impl CrashGate {
@@ -42,12 +51,34 @@ impl CrashGate {
     /// (`after == false`) or after it.
     pub fn arm(&self, n: usize, after: bool) {
         self.count.store(0, Ordering::SeqCst);
+        self.dead.store(false, Ordering::SeqCst);
         *lock(&self.crash_at) = Some((n, after));
     }
 
-    /// Stop crashing.
+    /// Stop crashing; a dead gate comes back to life (a new process).
     pub fn disarm(&self) {
         *lock(&self.crash_at) = None;
+        self.dead.store(false, Ordering::SeqCst);
+    }
+
+    /// Pause (instead of crash) at gated point `n` counted from now, before or
+    /// after the operation, until [`CrashGate::resume`]: a process that stalls.
+    pub fn arm_pause(&self, n: usize, after: bool) {
+        self.count.store(0, Ordering::SeqCst);
+        self.dead.store(false, Ordering::SeqCst);
+        *lock(&self.crash_at) = None;
+        *lock(&self.pause_at) = Some((n, after));
+    }
+
+    /// Resolves once a gated call paused.
+    pub async fn paused(&self) {
+        self.paused.notified().await;
+    }
+
+    /// Lets a paused call continue.
+    pub fn resume(&self) {
+        *lock(&self.pause_at) = None;
+        self.resume.notify_one();
     }
 
     /// How many gated points were passed since the last `arm`.
@@ -74,18 +105,38 @@ impl CrashGate {
 
     /// Runs `op` through the gate.
     pub async fn gate<T>(&self, op: impl Future<Output = T>) -> T {
+        if self.dead.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         let n = self.count.fetch_add(1, Ordering::SeqCst);
         let plan = *lock(&self.crash_at);
+        let pause = *lock(&self.pause_at);
         if plan == Some((n, false)) {
-            self.hit.notify_one();
-            std::future::pending::<()>().await;
+            self.die().await;
+        }
+        if pause == Some((n, false)) {
+            self.stall().await;
         }
         let out = op.await;
         if plan == Some((n, true)) {
-            self.hit.notify_one();
-            std::future::pending::<()>().await;
+            self.die().await;
+        }
+        if pause == Some((n, true)) {
+            self.stall().await;
         }
         out
+    }
+
+    async fn die(&self) {
+        self.dead.store(true, Ordering::SeqCst);
+        self.hit.notify_one();
+        std::future::pending::<()>().await;
+    }
+
+    async fn stall(&self) {
+        let resumed = self.resume.notified();
+        self.paused.notify_one();
+        resumed.await;
     }
 }
 
@@ -306,6 +357,14 @@ struct FakeState {
     failures: VecDeque<(FakeOp, FakeFailure)>,
 }
 
+/// How long a [`FakeTarget`] keeps accepting the previous password.
+#[derive(Clone, Copy, Debug)]
+enum Grace {
+    None,
+    Forever,
+    For(i64),
+}
+
 /// An in-memory account on a pretend directory. Knows one password (plus the
 /// previous one during a simulated grace period, if enabled), can reject passwords
 /// by a policy predicate, fails on script, and can crash at every call through a
@@ -315,9 +374,12 @@ pub struct FakeTarget {
     state: Mutex<FakeState>,
     gate: Option<Arc<CrashGate>>,
     clock: Option<Arc<dyn Clock>>,
-    accept_previous: bool,
+    clock_offset: i64,
+    grace: Grace,
     min_len: usize,
     writes: AtomicUsize,
+    verifies: AtomicUsize,
+    failed_verifies: AtomicUsize,
 }
 
 impl fmt::Debug for FakeTarget {
@@ -341,9 +403,12 @@ impl FakeTarget {
             }),
             gate: None,
             clock: None,
-            accept_previous: false,
+            clock_offset: 0,
+            grace: Grace::None,
             min_len: 0,
             writes: AtomicUsize::new(0),
+            verifies: AtomicUsize::new(0),
+            failed_verifies: AtomicUsize::new(0),
         }
     }
 
@@ -353,17 +418,40 @@ impl FakeTarget {
         self
     }
 
-    /// Reports "password last set" times from `clock` (otherwise `None`).
+    /// Reports "password last set" times from `clock` (otherwise `None`); the
+    /// initial password counts as set a day before the clock's current time.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        lock(&self.state).last_set = Some(clock.now() - 86_400_000 + self.clock_offset);
         self.clock = Some(clock);
         self
     }
 
-    /// Keeps accepting the previous password after a change, like AD's
-    /// OldPasswordAllowedPeriod.
-    pub fn accepting_previous(mut self) -> Self {
-        self.accept_previous = true;
+    /// The target's clock runs `ms` ahead of the given clock (negative: behind).
+    pub fn with_clock_offset(mut self, ms: i64) -> Self {
+        let delta = ms - self.clock_offset;
+        self.clock_offset = ms;
+        if let Some(t) = lock(&self.state).last_set.as_mut() {
+            *t += delta;
+        }
         self
+    }
+
+    /// Keeps accepting the previous password after a change, forever.
+    pub fn accepting_previous(mut self) -> Self {
+        self.grace = Grace::Forever;
+        self
+    }
+
+    /// Keeps accepting the previous password for `ms` after a change, like AD's
+    /// and Samba's OldPasswordAllowedPeriod (needs [`FakeTarget::with_clock`]).
+    pub fn accepting_previous_for(mut self, ms: i64) -> Self {
+        self.grace = Grace::For(ms);
+        self
+    }
+
+    /// The target's current time (its own clock), if it has one.
+    pub fn now(&self) -> Option<Millis> {
+        self.clock.as_ref().map(|c| c.now() + self.clock_offset)
     }
 
     /// Rejects new passwords shorter than `n` characters (a policy refusal).
@@ -387,6 +475,22 @@ impl FakeTarget {
         self.writes.load(Ordering::SeqCst)
     }
 
+    /// Number of `verify` calls (logon attempts).
+    pub fn verifies(&self) -> usize {
+        self.verifies.load(Ordering::SeqCst)
+    }
+
+    /// Number of `verify` calls that answered `false` (failed logons, which
+    /// count towards a lockout).
+    pub fn failed_verifies(&self) -> usize {
+        self.failed_verifies.load(Ordering::SeqCst)
+    }
+
+    /// The target's "password last set".
+    pub fn last_set(&self) -> Option<Millis> {
+        lock(&self.state).last_set
+    }
+
     /// Sets the password out of band (as another admin would).
     pub fn set_out_of_band(&self, pw: &str) {
         let mut s = lock(&self.state);
@@ -402,7 +506,7 @@ impl FakeTarget {
     fn apply(&self, s: &mut FakeState, new: &SecretString) {
         let old = std::mem::replace(&mut s.password, new.clone());
         s.previous = Some(old);
-        s.last_set = self.clock.as_ref().map(|c| c.now());
+        s.last_set = self.now();
         self.writes.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -507,9 +611,22 @@ impl RotationTarget for FakeTarget {
                 Some(FakeFailure::SayNo) => return Ok(false),
                 None => {}
             }
+            self.verifies.fetch_add(1, Ordering::SeqCst);
             let s = lock(&self.state);
-            Ok(eq(&s.password, password)
-                || (self.accept_previous && s.previous.as_ref().is_some_and(|p| eq(p, password))))
+            let in_grace = match self.grace {
+                Grace::None => false,
+                Grace::Forever => true,
+                Grace::For(ms) => match (self.now(), s.last_set) {
+                    (Some(now), Some(set)) => now < set + ms,
+                    _ => false,
+                },
+            };
+            let ok = eq(&s.password, password)
+                || (in_grace && s.previous.as_ref().is_some_and(|p| eq(p, password)));
+            if !ok {
+                self.failed_verifies.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(ok)
         })
         .await
     }

@@ -758,6 +758,7 @@ pub(crate) fn check_ttl(ttl_ms: i64, what: &'static str) -> Result<()> {
 }
 
 /// Versions and fencing tokens are `u64` in the API and `i64` in SQL stores.
+#[allow(dead_code)]
 pub(crate) fn to_sql_i64(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| StateError::Invalid("value out of range".into()))
 }
