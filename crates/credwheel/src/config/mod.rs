@@ -15,6 +15,7 @@
 //! [store]
 //! sqlite = "/var/lib/credwheel/state.db"      # or: postgres = "host=db user=cw dbname=credwheel"
 //!                                              #     password = { env = "PGPASSWORD" }
+//!                                              #     schema = "credwheel"   (optional)
 //! [key_ring]
 //! active = "k2"
 //! keys = [
@@ -215,6 +216,8 @@ pub enum StoreConfig {
         params: String,
         /// The password, by reference.
         password: Option<SecretRef>,
+        /// The schema holding credwheel's tables (default: the store's default).
+        schema: Option<String>,
     },
 }
 
@@ -759,6 +762,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 if s.password.is_some() {
                     errs.contradiction("store.password", "only with store.postgres");
                 }
+                if s.schema.is_some() {
+                    errs.contradiction("store.schema", "only with store.postgres");
+                }
                 if path.as_os_str().is_empty() {
                     errs.invalid("store.sqlite", "must not be empty");
                 }
@@ -775,7 +781,24 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 if let Some(p) = &password {
                     check_secret_ref(&mut errs, "store.password", p);
                 }
-                StoreConfig::Postgres { params, password }
+                if let Some(schema) = &s.schema
+                    && (schema.is_empty()
+                        || schema.len() > 63
+                        || !schema
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                        || schema.starts_with(|c: char| c.is_ascii_digit()))
+                {
+                    errs.invalid(
+                        "store.schema",
+                        "must be 1-63 of a-z, 0-9 and _, not starting with a digit",
+                    );
+                }
+                StoreConfig::Postgres {
+                    params,
+                    password,
+                    schema: s.schema,
+                }
             }
         },
     };

@@ -34,6 +34,8 @@ pub(crate) struct RawStore {
     pub(crate) postgres: Option<String>,
     #[serde(default)]
     pub(crate) password: Option<RawSecretRef>,
+    #[serde(default)]
+    pub(crate) schema: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -495,7 +495,11 @@ async fn open_store(store: &StoreConfig) -> Result<Arc<dyn StateStore>, Error> {
             })??;
             Ok(Arc::new(s))
         }
-        StoreConfig::Postgres { params, password } => {
+        StoreConfig::Postgres {
+            params,
+            password,
+            schema,
+        } => {
             let url = match password {
                 Some(p) => {
                     let pw = p.resolve()?;
@@ -503,7 +507,11 @@ async fn open_store(store: &StoreConfig) -> Result<Arc<dyn StateStore>, Error> {
                 }
                 None => SecretString::from(params.clone()),
             };
-            let s = PgStore::connect(url.expose_secret(), PgOptions::default()).await?;
+            let options = match schema {
+                Some(s) => PgOptions::with_schema(s.clone()),
+                None => PgOptions::default(),
+            };
+            let s = PgStore::connect(url.expose_secret(), options).await?;
             Ok(Arc::new(s))
         }
     }
@@ -836,14 +844,15 @@ impl Credwheel {
     /// Rotates now ("rotate-now"). Does not move the schedule. Allowed in every state,
     /// including "needs operator" (a success clears it).
     pub async fn rotate_now(&self, name: &str) -> Result<Outcome, Error> {
-        let m = self.managed(name)?;
-        let idx = self.inner.by_name[name];
-        let outcome = self
-            .run_exclusive(idx, scheduler::Job::Manual)
+        let idx = self
+            .inner
+            .by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::UnknownRotation(name.to_owned()))?;
+        self.run_exclusive(idx, scheduler::Job::Manual)
             .await?
-            .ok_or_else(|| Error::Busy(name.to_owned()))?;
-        let _ = m;
-        outcome
+            .ok_or_else(|| Error::Busy(name.to_owned()))?
     }
 
     /// Resets the password with the admin connection and re-syncs the store (also
