@@ -174,7 +174,22 @@ impl Credwheel {
             let (idx, recover) = if id.kind() == META_KIND && id.scope() == self.inner.namespace {
                 match self.inner.by_name.get(id.account()) {
                     Some(&i) => (i, false),
-                    None => continue,
+                    None => {
+                        // A rotation removed from the configuration: stop listing it.
+                        if let Ok(Some(l)) =
+                            meta::load(&*self.inner.store, &self.inner.sealer, &id).await
+                        {
+                            let _ = meta::swap(
+                                &*self.inner.store,
+                                &self.inner.sealer,
+                                &l,
+                                &l.meta,
+                                None,
+                            )
+                            .await;
+                        }
+                        continue;
+                    }
                 }
             } else if let Some(&i) = self.inner.by_cred.get(&id) {
                 (i, true)

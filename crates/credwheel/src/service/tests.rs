@@ -588,3 +588,37 @@ async fn status_and_errors_never_show_a_password() {
     let e = cw.creds("nope").await.unwrap_err();
     assert!(matches!(e, Error::UnknownRotation(_)));
 }
+
+#[tokio::test]
+async fn a_rotation_removed_from_the_configuration_stops_being_listed() {
+    let w = World::new(
+        "",
+        &format!(
+            "{}{}",
+            rotation("keep", "svc1", "{ interval_days = 1 }", IMPORT),
+            rotation("gone", "svc2", "{ interval_days = 1 }", IMPORT)
+        ),
+        "2026-05-01T12:00:00Z",
+    );
+    let cw = w.instance("p").await;
+    drop(cw);
+    // The next configuration has only "keep".
+    let text = format!(
+        "{HEAD}\n{}\n{}",
+        scheduler(""),
+        rotation("keep", "svc1", "{ interval_days = 1 }", IMPORT)
+    );
+    let w2 = World {
+        config: Config::from_toml_str(&text).unwrap(),
+        ..w
+    };
+    let cw = w2.instance("p").await;
+    w2.set("2026-05-02T00:00:01Z");
+    assert_eq!(cw.tick().await.unwrap().rotations, 1);
+    let due = w2
+        .store
+        .list_due(parse_instant("2026-05-09T00:00:00Z").unwrap(), None, 100)
+        .await
+        .unwrap();
+    assert!(due.iter().all(|id| id.account() != "gone"), "{due:?}");
+}
