@@ -132,6 +132,7 @@
 
 #![deny(missing_docs)]
 
+mod codec;
 mod error;
 pub mod manual;
 mod memory;

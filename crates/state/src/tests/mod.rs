@@ -4,8 +4,8 @@
 // mod postgres;
 mod protocol;
 mod seal;
-// mod sqlite;
-// mod worker;
+mod sqlite;
+mod worker;
 
 use std::sync::Arc;
 

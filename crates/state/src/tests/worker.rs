@@ -71,7 +71,17 @@ pub(super) async fn prepare(store: &Arc<dyn StateStore>) -> Spec {
     let accounts: Vec<_> = (0..ACCOUNTS)
         .map(|_| crate::conformance::unique_id("sam"))
         .collect();
+    store
+        .put_set(&spec.set, &crate::SetConfig::new(60_000, 60_000), 0)
+        .await
+        .unwrap();
+    for a in &accounts {
+        store.create_record(&Record::new(a.clone())).await.unwrap();
+    }
     store.add_to_set(&spec.set, &accounts).await.unwrap();
+    for m in store.set_members(&spec.set).await.unwrap() {
+        store.finish_return(&m.account, m.generation).await.unwrap();
+    }
     spec
 }
 
@@ -193,10 +203,7 @@ async fn worker_entry() {
         );
         hs.push(tokio::spawn(async move {
             let mut lines = Vec::new();
-            let terms = crate::LeaseTerms {
-                ttl_ms: 60_000,
-                max_ttl_ms: 60_000,
-            };
+            let terms = crate::LeaseTerms::new(60_000, 60_000);
             match store
                 .take_lease(&spec_set, &format!("{me}-{t}"), 0, terms)
                 .await
