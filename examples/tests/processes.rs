@@ -1,5 +1,6 @@
-//! Three `credwheel run` processes sharing the lab's PostgreSQL: a rotation due now
-//! is rotated exactly once, and `smbclient` accepts the stored password.
+//! Three `credwheel run` processes sharing one store (the lab's PostgreSQL; an
+//! embedded SQLite file): a rotation due now is rotated exactly once, and
+//! `smbclient` accepts the stored password.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly.
 
@@ -60,24 +61,43 @@ fn interrupt(child: &Child) {
         .status();
 }
 
+static ACCOUNT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_due_rotation_runs_once_across_three_processes_sharing_postgresql() {
     let (Some(sam), Some(pg)) = (credwheel_testlab::sam(), credwheel_testlab::pg()) else {
         return;
     };
+    let schema = format!("cw_procs_{}", std::process::id());
+    let store = format!(
+        "postgres = \"host={} port={} user={} dbname={}\"\npassword = {{ env = \"CREDWHEEL_PG_PASSWORD\" }}\nschema = \"{schema}\"",
+        pg.host, pg.port, pg.user, pg.dbname
+    );
+    three_processes(&sam, |_| store.clone());
+}
+
+#[test]
+fn a_due_rotation_runs_once_across_three_processes_sharing_sqlite() {
+    let Some(sam) = credwheel_testlab::sam() else {
+        return;
+    };
+    three_processes(&sam, |dir| {
+        format!("sqlite = \"{}\"", dir.join("state.db").display())
+    });
+}
+
+fn three_processes(sam: &credwheel_testlab::SamLab, store: impl Fn(&std::path::Path) -> String) {
+    let _g = ACCOUNT.lock().unwrap_or_else(|p| p.into_inner());
     let seeded = sam.account_password.expose_secret().to_owned();
-    smbpasswd(&sam, "cwfacade2", &seeded);
+    smbpasswd(sam, "cwfacade2", &seeded);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("credwheel.toml");
-    let schema = format!("cw_procs_{}", std::process::id());
     std::fs::write(
         &config,
         format!(
             r#"
 [store]
-postgres = "host={host} port={port} user={user} dbname={db}"
-password = {{ env = "CREDWHEEL_PG_PASSWORD" }}
-schema = "{schema}"
+{store}
 
 [key_ring]
 active = "k1"
@@ -99,10 +119,7 @@ target = {{ windows = {{ host = "winhost", user = "cwfacade2" }} }}
 secrets = {{ username = "U", password = "P" }}
 schedule = {{ interval_days = 1 }}
 "#,
-            host = pg.host,
-            port = pg.port,
-            user = pg.user,
-            db = pg.dbname,
+            store = store(dir.path()),
             shost = sam.host,
             sport = sam.port,
             admin = sam.admin,
@@ -154,7 +171,7 @@ schedule = {{ interval_days = 1 }}
         logs.push_str(&String::from_utf8_lossy(&out.stdout));
     }
     if logs.contains("does not implement the new schema") {
-        eprintln!("skipping: the PostgreSQL store cannot run this yet");
+        eprintln!("skipping: this store cannot run the new schema yet");
         return;
     }
     assert!(done, "not rotated in time: {logs}");
@@ -171,8 +188,8 @@ schedule = {{ interval_days = 1 }}
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let current = v["current_password"].as_str().unwrap();
-    assert!(smb_accepts(&sam, "cwfacade2", current));
-    assert!(!smb_accepts(&sam, "cwfacade2", &seeded));
+    assert!(smb_accepts(sam, "cwfacade2", current));
+    assert!(!smb_accepts(sam, "cwfacade2", &seeded));
     assert!(!logs.contains(current), "a password reached the logs");
-    smbpasswd(&sam, "cwfacade2", &seeded);
+    smbpasswd(sam, "cwfacade2", &seeded);
 }
