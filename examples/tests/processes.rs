@@ -2,7 +2,7 @@
 //! embedded SQLite file): a rotation due now is rotated exactly once, and
 //! `smbclient` accepts the stored password.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)] // test helpers fail loudly and say why they skip.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
