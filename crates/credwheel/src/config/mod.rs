@@ -43,7 +43,7 @@
 //! [scheduler]   # all optional; defaults shown
 //! concurrency = 4
 //! jitter = "30s"
-//! tick = "500ms"
+//! tick = "750ms"
 //! heartbeat_interval = "1h"
 //! max_retries_per_cycle = 3
 //! max_retry_cycles = 3
@@ -291,7 +291,7 @@ pub struct SchedulerSettings {
     pub concurrency: u32,
     /// Random delay added to each due rotation, up to this (default 30 s).
     pub jitter: Duration,
-    /// How often the scheduler asks the store for due work (default 500 ms: a
+    /// How often the scheduler asks the store for due work (default 750 ms: a
     /// rotation that becomes due is picked up within that, also when another
     /// process made it due).
     pub tick: Duration,
@@ -312,7 +312,7 @@ impl Default for SchedulerSettings {
         SchedulerSettings {
             concurrency: 4,
             jitter: Duration::from_secs(30),
-            tick: Duration::from_millis(500),
+            tick: Duration::from_millis(750),
             heartbeat_interval: Duration::from_secs(3600),
             max_retries_per_cycle: 3,
             max_retry_cycles: 3,

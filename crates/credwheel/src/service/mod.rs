@@ -678,60 +678,71 @@ impl Credwheel {
     /// Records every rotation in the store: a metadata record, and a credential
     /// record (with the imported password, or empty: the first rotation is due).
     async fn enroll_all(&self) -> Result<(), Error> {
+        use futures::StreamExt;
         let now = self.now();
-        for m in &self.inner.rotations {
-            let store = &*self.inner.store;
-            let existing = match store.get_record(&m.id).await {
-                Ok(r) => Some(r),
-                Err(StateError::NotFound(_)) => None,
-                Err(e) => return Err(e.into()),
-            };
-            let mut enrolled = existing.as_ref().is_some_and(|r| r.current.is_some());
-            if existing.is_none() {
-                match &m.def.initial_password {
-                    Some(p) => {
-                        let pw = p.resolve()?;
-                        match self
-                            .inner
-                            .rotator
-                            .enroll(&m.id, &pw, crate::state::Schedule::None)
-                            .await
-                        {
-                            Ok(_) => enrolled = true,
-                            Err(StateError::Conflict(_)) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                    None => match store.create_record(&Record::new(m.id.clone())).await {
-                        Ok(_) | Err(StateError::Conflict(_)) => {}
-                        Err(e) => return Err(e.into()),
-                    },
-                }
-            }
-            if meta::load(store, &self.inner.sealer, &m.meta_id)
-                .await?
-                .is_some()
-            {
-                continue;
-            }
-            let mut meta = Meta {
-                anchor: now,
-                ..Meta::default()
-            };
-            if !enrolled {
-                meta.state = crate::service::RotationState::NotEnrolled;
-                meta.next_attempt = Some(now);
-            }
-            if m.def.heartbeat {
-                meta.next_heartbeat =
-                    Some(now.saturating_add(ms(self.inner.config.scheduler.heartbeat_interval)));
-            }
-            let due = self.wake_time(m, &meta, now);
-            meta::create(store, &self.inner.sealer, &m.meta_id, &meta, due).await?;
+        // Concurrently, so the store can share durable commits between enrolments.
+        let mut results = futures::stream::iter(self.inner.rotations.iter())
+            .map(|m| self.enroll_one(m, now))
+            .buffer_unordered(64);
+        while let Some(r) = results.next().await {
+            r?;
         }
+        drop(results);
         for lib in self.inner.libraries.values() {
             lib.ensure(self).await?;
         }
+        Ok(())
+    }
+
+    async fn enroll_one(&self, m: &Managed, now: Millis) -> Result<(), Error> {
+        let store = &*self.inner.store;
+        let existing = match store.get_record(&m.id).await {
+            Ok(r) => Some(r),
+            Err(StateError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let mut enrolled = existing.as_ref().is_some_and(|r| r.current.is_some());
+        if existing.is_none() {
+            match &m.def.initial_password {
+                Some(p) => {
+                    let pw = p.resolve()?;
+                    match self
+                        .inner
+                        .rotator
+                        .enroll(&m.id, &pw, crate::state::Schedule::None)
+                        .await
+                    {
+                        Ok(_) => enrolled = true,
+                        Err(StateError::Conflict(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                None => match store.create_record(&Record::new(m.id.clone())).await {
+                    Ok(_) | Err(StateError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                },
+            }
+        }
+        if meta::load(store, &self.inner.sealer, &m.meta_id)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let mut meta = Meta {
+            anchor: now,
+            ..Meta::default()
+        };
+        if !enrolled {
+            meta.state = crate::service::RotationState::NotEnrolled;
+            meta.next_attempt = Some(now);
+        }
+        if m.def.heartbeat {
+            meta.next_heartbeat =
+                Some(now.saturating_add(ms(self.inner.config.scheduler.heartbeat_interval)));
+        }
+        let due = self.wake_time(m, &meta, now);
+        meta::create(store, &self.inner.sealer, &m.meta_id, &meta, due).await?;
         Ok(())
     }
 
