@@ -98,8 +98,12 @@ impl ManagedLibrary {
                 .await;
             match r {
                 Ok(c) if matches!(c.rotation, RotationOutcome::Rotated { .. }) => n += 1,
+                Ok(c) if matches!(c.rotation, RotationOutcome::Skipped { .. }) => {}
                 Ok(c) => {
-                    tracing::warn!(library = %self.def.name, account = %self.username(&m.account), outcome = ?c.rotation, "rotating a returned account did not commit; it is not lent");
+                    let why = Credwheel::rotation_result(&self.def.name, Ok(c.rotation))
+                        .err()
+                        .map_or_else(String::new, |e| e.to_string());
+                    tracing::warn!(library = %self.def.name, account = %self.username(&m.account), error = %why, "rotating a returned account did not commit; it is not lent");
                 }
                 Err(StateError::InFlight { .. } | StateError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),

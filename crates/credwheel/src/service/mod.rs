@@ -329,9 +329,10 @@ impl Builder {
         let mut rc = RotatorConfig::with_holder(holder.clone());
         // The scheduler keeps retry times and cycles itself (in its metadata
         // records); the credential records' own backoff stays short.
+        // (Library accounts use the records' backoff: the same settings.)
         rc.max_failures = u32::MAX;
-        rc.backoff_base_ms = 1_000;
-        rc.backoff_max_ms = 1_000;
+        rc.backoff_base_ms = ms(config.scheduler.backoff_initial).max(1);
+        rc.backoff_max_ms = ms(config.scheduler.backoff_max).max(rc.backoff_base_ms);
         rc.claim_ttl_ms = RUN_LEASE_MS - 30_000;
         let rotator = Rotator::with_clock(store.clone(), sealer.clone(), clock.clone(), rc);
 
