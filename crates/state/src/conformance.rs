@@ -68,6 +68,7 @@ fn full_record(id: &TargetId) -> Record {
 /// Runs every check below, sequentially.
 pub async fn run_all(store: Arc<dyn StateStore>) {
     records(&store).await;
+    long_ids(&store).await;
     claims(&store).await;
     fencing(&store).await;
     due(&store).await;
@@ -154,6 +155,27 @@ pub async fn records(store: &Arc<dyn StateStore>) {
         store.delete_record(&id, v).await,
         Err(StateError::NotFound(Missing::Record))
     );
+}
+
+/// The longest ids the API accepts fit every store (PostgreSQL: one btree entry).
+pub async fn long_ids(store: &Arc<dyn StateStore>) {
+    let tag = new_uuid();
+    let big = TargetId::new(
+        format!("{tag}{}", "k".repeat(512 - tag.len())),
+        "s".repeat(512),
+        "ä".repeat(256),
+    )
+    .unwrap();
+    store
+        .create_record(&Record::new(big.clone()))
+        .await
+        .unwrap();
+    assert_eq!(store.get_record(&big).await.unwrap().id, big);
+    let c = store.claim(&big, "h", 0, 10).await.unwrap();
+    store.release_claim(&c).await.unwrap();
+    assert!(TargetId::new("k".repeat(513), "s", "a").is_err());
+    assert!(TargetId::new("k", "s", "a".repeat(1025)).is_err());
+    assert!(TargetId::new("k".repeat(512), "s".repeat(512), "a".repeat(513)).is_err());
 }
 
 /// One holder at a time, lapsed claims taken over, tokens strictly increasing.

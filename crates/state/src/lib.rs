@@ -98,8 +98,11 @@
 //! In short: [`Rotator::rotate`] claims the account (fencing token), writes the new
 //! password *sealed and durable* as a pending record before touching the target,
 //! applies and verifies it, then commits with a compare-and-swap; a crash at any
-//! point leaves a state that [`Rotator::recover`] resolves by asking the target
-//! which password it has, or reports as needing an admin reset.
+//! point leaves a state that [`Rotator::recover`] (or the next rotation) resolves
+//! by comparing the target's "password last set" with the baseline recorded at
+//! the last commit and verifying the pending password, or marks as needing an
+//! operator ([`RecordState::NeedsReconcile`]), after which nothing touches the
+//! target until [`Rotator::reconcile`] or [`Rotator::adopt`].
 //!
 //! | store | use |
 //! |---|---|
@@ -125,8 +128,8 @@
 //! - Metadata (account names, times, borrowers) is stored in clear; an attacker who
 //!   can write to the store can roll a record back or delete it (availability), not
 //!   read a password.
-//! - [`PgStore::connect`] has no TLS: use it on loopback or Unix sockets, otherwise
-//!   [`PgStore::connect_with_tls`].
+//! - [`PgStore::connect`] uses TLS with certificate verification unless the URL
+//!   says `sslmode=disable` (see [`PgStore`]).
 //!
 //! Details in [`manual`].
 

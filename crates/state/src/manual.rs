@@ -116,8 +116,11 @@
 //! the target's clock only, so our clock's skew and the time since our last
 //! rotation do not matter:
 //!
-//! - unchanged → the pending password never landed: **roll back** (no logon
-//!   attempt at all);
+//! - unchanged → the pending password never landed: **roll back**, without any
+//!   logon attempt when the target's times have sub-second precision (AD's
+//!   `pwdLastSet`); a target that keeps whole seconds (a `tdbsam` SAM) could have
+//!   taken it within the same second as our last commit, so there the pending
+//!   password is verified once first (verifies → roll forward);
 //! - changed and the pending password verifies → **roll forward**, unless the
 //!   change happened after the attempt's stored deadline (plus
 //!   [`clock_skew_ms`](crate::RotatorConfig::clock_skew_ms)): our attempt never
@@ -184,7 +187,7 @@
 //! |---|---|---|---|
 //! | during or after claim | unchanged | old password | nothing pending: `Clean` |
 //! | during write-pending (not committed) | unchanged | old | `Clean` |
-//! | after write-pending committed | pending P | old, `pwdLastSet` = baseline | roll back, no logon |
+//! | after write-pending committed | pending P | old, `pwdLastSet` = baseline | roll back (no logon if the target's clock has sub-second precision) |
 //! | during apply, not applied | pending P | old | roll back |
 //! | during apply, applied (reply lost) | pending P | P, `pwdLastSet` > baseline | P verifies → roll forward |
 //! | during or after verify / last-set | pending P | P | roll forward |
@@ -201,7 +204,7 @@
 //!
 //! # Stores
 //!
-//! - [`MemoryStore`](crate::MemoryStore): one mutex over hash maps; tests and
+//! - [`MemoryStore`](crate::MemoryStore): one mutex over ordered maps; tests and
 //!   ephemeral use.
 //! - [`SqliteStore`](crate::SqliteStore), the embedded durable default. SQLite needs
 //!   no server, is one file an operator can back up, and is safe when several
@@ -211,20 +214,40 @@
 //!   transaction), and a busy timeout makes other processes wait for it.
 //!   `synchronous=FULL` fsyncs the WAL at every commit: a call returns only when
 //!   its effect survives power loss. Durability costs one fsync per commit, so the
-//!   store batches: concurrent operations are queued and one committer (the first
-//!   caller that finds the connection free, inside `block_in_place`, or the store's
-//!   background thread) runs all queued operations in one transaction (each in a
-//!   savepoint), answering each caller after that commit (group
-//!   commit). Alternatives considered: sled /
-//!   redb (single-process only, no multi-process locking), plain files with
-//!   `flock` (reinventing transactions), LMDB (needs unsafe bindings and C).
-//! - [`PgStore`](crate::PgStore): many instances sharing one pool. Compare-and-swap
+//!   store batches writes: concurrent operations are queued and one committer (the
+//!   first caller that finds the connection free, inside `block_in_place`, or the
+//!   store's background thread) runs all queued operations in one transaction (each
+//!   in a savepoint), answering each caller after that commit (group commit). A
+//!   panic inside an operation rolls back its savepoint and fails only that caller;
+//!   a batch never starts inside a transaction left open. Reads run on read-only
+//!   connections of their own: they see the last commit and never wait for the
+//!   write lock (another process's long transaction does not delay them).
+//!   Alternatives considered: sled / redb (single-process only, no multi-process
+//!   locking), plain files with `flock` (reinventing transactions), LMDB (needs
+//!   unsafe bindings and C).
+//! - [`PgStore`](crate::PgStore): many instances sharing one database, through a
+//!   `deadpool-postgres` pool. Every write is a transaction that sets `SET LOCAL
+//!   synchronous_commit = on` and `SET LOCAL statement_timeout` (per transaction, so
+//!   a pooling proxy cannot lose them); single-statement writes pipeline `BEGIN`,
+//!   the settings, the statement and `COMMIT` in one round trip. Compare-and-swap
 //!   is `UPDATE ... WHERE version = $n`; fenced writes share-lock the claim row in
 //!   the same statement; claims are one `INSERT ... ON CONFLICT DO UPDATE ... WHERE
-//!   expired`; leases are taken with `FOR UPDATE SKIP LOCKED` so concurrent
-//!   borrowers do not queue on one row. Each connection sets `synchronous_commit =
-//!   on`. A small pool of connections lets PostgreSQL's own group commit batch
-//!   concurrent callers' WAL flushes.
+//!   expired`; leases are taken with `FOR UPDATE SKIP LOCKED` in a materialised CTE
+//!   so concurrent borrowers do not queue on one row. Identifiers are `COLLATE "C"`
+//!   (byte order, matching [`TargetId`](crate::TargetId)'s `Ord` and the cursors of
+//!   the listing methods) and limited to 512 + 512 + 1024 bytes (1536 in total), well
+//!   within a btree index entry. Concurrent commits from the pool's connections share
+//!   WAL flushes (PostgreSQL's own group commit).
+//!
+//! Both SQL stores migrate their schema with versioned migrations (`refinery`,
+//! history table `cw_schema_history`; PostgreSQL serialises concurrent first starts
+//! with an advisory lock, SQLite retries the loser). Version 1 is the schema of the
+//! first release, created with `IF NOT EXISTS`, so a store created before migrations
+//! existed upgrades in place: records with a pending rotation become `InDoubt`
+//! (deadline: created + 10 min), lent members `Lent`, free members `Available`, and
+//! sets get default settings (ttl 1 h, max 24 h, check-in enforced). Upgraded
+//! records keep their `next_due` but have no schedule until
+//! [`Rotator::set_schedule`](crate::Rotator::set_schedule) gives them one.
 //!
 //! # Security considerations
 //!
@@ -232,7 +255,7 @@
 //!   under a 256-bit key before any store call; the 24-byte nonce is random per
 //!   seal (no nonce bookkeeping, negligible collision risk). The associated data is
 //!   the length-prefixed record identity (kind, scope, account) and the field name
-//!   (`current`, `last`, `pending`), so a ciphertext copied to another record or
+//!   (`current`, `last` for every history entry, `pending`), so a ciphertext copied to another record or
 //!   swapped between fields fails to open ([`StateError::Unseal`](crate::StateError::Unseal)).
 //!   Tests read raw SQLite and PostgreSQL rows and the SQLite files and find no
 //!   plaintext.
@@ -254,11 +277,24 @@
 //!   (a contract for implementors). `Debug` of records, sealed values, keys and the
 //!   sealer shows no secret material (tested).
 //! - **Files and connections.** The SQLite file is created with mode 0600.
-//!   [`PgStore::connect`](crate::PgStore::connect) uses no TLS and is meant for
-//!   loopback or Unix sockets; over a network use
-//!   [`PgStore::connect_with_tls`](crate::PgStore::connect_with_tls). Connection
-//!   strings (which may hold the database password) never appear in errors.
-//! - **Lockout.** Recovery verifies at most two passwords (pending, then current),
-//!   so a crash costs at most one failed logon on the target's lockout counter.
+//!   [`PgStore::connect`](crate::PgStore::connect) follows the URL's `sslmode`:
+//!   `disable` is clear text (loopback or Unix sockets only); `prefer` (the default)
+//!   and `require` use TLS with certificate and host name verification against the
+//!   system roots and [`PgOptions::ca_pem`](crate::PgOptions::ca_pem) (stricter than
+//!   libpq's `require`, which does not verify); `prefer` falls back to clear text
+//!   only when the server offers no TLS, so use `require` over a network.
+//!   [`PgStore::connect_with_tls`](crate::PgStore::connect_with_tls) takes any other
+//!   connector. Connection strings (which may hold the database password) never
+//!   appear in errors.
+//! - **Lockout.** Settling a crash verifies at most one password when the target
+//!   reports "password last set" (none when it did not change and reports
+//!   sub-second times), at most two otherwise; a record that needs an operator is never verified again
+//!   automatically; every failure kind backs off; a refused stored password on a
+//!   self-change or a locked account stops automatic work at once.
 //! - **Clocks.** Claims and leases compare callers' clocks; instances sharing a store
 //!   need synchronised clocks, and claim/lease lengths should dwarf the skew.
+//!   Settling a crash compares only target times with target times (the baseline).
+//! - **Cached credentials.** [`Rotator::credentials`](crate::Rotator::credentials)
+//!   keeps opened passwords in memory per (account, version) (zeroized when
+//!   replaced or dropped); disable with
+//!   [`RotatorConfig::cache_credentials`](crate::RotatorConfig::cache_credentials).

@@ -375,6 +375,7 @@ pub struct FakeTarget {
     gate: Option<Arc<CrashGate>>,
     clock: Option<Arc<dyn Clock>>,
     clock_offset: i64,
+    whole_seconds: bool,
     grace: Grace,
     min_len: usize,
     writes: AtomicUsize,
@@ -404,6 +405,7 @@ impl FakeTarget {
             gate: None,
             clock: None,
             clock_offset: 0,
+            whole_seconds: false,
             grace: Grace::None,
             min_len: 0,
             writes: AtomicUsize::new(0),
@@ -432,6 +434,15 @@ impl FakeTarget {
         self.clock_offset = ms;
         if let Some(t) = lock(&self.state).last_set.as_mut() {
             *t += delta;
+        }
+        self
+    }
+
+    /// Reports "password last set" in whole seconds (like a `tdbsam` SAM).
+    pub fn with_whole_seconds(mut self) -> Self {
+        self.whole_seconds = true;
+        if let Some(t) = lock(&self.state).last_set.as_mut() {
+            *t -= t.rem_euclid(1000);
         }
         self
     }
@@ -506,7 +517,13 @@ impl FakeTarget {
     fn apply(&self, s: &mut FakeState, new: &SecretString) {
         let old = std::mem::replace(&mut s.password, new.clone());
         s.previous = Some(old);
-        s.last_set = self.now();
+        s.last_set = self.now().map(|t| {
+            if self.whole_seconds {
+                t - t.rem_euclid(1000)
+            } else {
+                t
+            }
+        });
         self.writes.fetch_add(1, Ordering::SeqCst);
     }
 

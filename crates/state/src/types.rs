@@ -189,7 +189,10 @@ pub enum Schedule {
         interval_ms: i64,
     },
     /// The password is valid for `ttl_ms` after it was set; after that it is due
-    /// (typically rotated lazily by the next reader, as Vault's static roles do).
+    /// (typically rotated lazily by the next reader with
+    /// [`Rotator::fresh_credentials`](crate::Rotator::fresh_credentials), as
+    /// Vault's roles do). `list_due` lists an expired one like `Every`; a
+    /// scheduler that wants lazy rotation only skips `Ttl` records.
     Ttl {
         /// Time to live in milliseconds (> 0).
         ttl_ms: i64,

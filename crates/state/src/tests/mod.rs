@@ -1,7 +1,8 @@
-//! Unit tests: sealing, the protocol (crash at every await point), the memory store.
+//! Unit tests: sealing, the protocol (crash at every await point), the stores,
+//! and real processes (cross-process races, SIGKILL, lazy readers).
 
-// The SQL store tests and the protocol tests move to the new API next.
-// mod postgres;
+mod kill;
+mod postgres;
 mod protocol;
 mod seal;
 mod sqlite;
@@ -18,7 +19,6 @@ async fn memory_store_conformance() {
 }
 
 /// Opens a non-SQLite backend for a worker process.
-#[allow(dead_code)] // used by the worker tests once the SQL stores are back
 async fn open_backend(backend: &str, location: &str) -> Arc<dyn StateStore> {
     assert_eq!(backend, "postgres", "unknown worker backend");
     let (url, schema) = location.split_once('\t').unwrap();

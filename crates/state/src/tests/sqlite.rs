@@ -206,8 +206,10 @@ async fn sqlite_group_commit_batches_concurrent_callers() {
 async fn sqlite_reads_do_not_wait_for_writers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.db");
-    let mut opts = SqliteOptions::default();
-    opts.busy_timeout = std::time::Duration::from_millis(300);
+    let opts = SqliteOptions {
+        busy_timeout: std::time::Duration::from_millis(300),
+        ..SqliteOptions::default()
+    };
     let store = Arc::new(SqliteStore::open(&path, opts).unwrap());
     let id = crate::conformance::unique_id("ad");
     store
