@@ -168,6 +168,12 @@ impl SmbSession {
         })
     }
 
+    /// The raw DCE/RPC answers so far (tests capture golden bytes with it).
+    #[cfg(test)]
+    pub(crate) fn raw_answers(&self) -> &[Vec<u8>] {
+        &self.rpc.answers
+    }
+
     /// Calls a SAMR opnum with an NDR stub; returns the response stub.
     pub(crate) async fn call(&mut self, opnum: u16, stub: &[u8]) -> Result<Vec<u8>, Error> {
         self.rpc.call(opnum, stub).await

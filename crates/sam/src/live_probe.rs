@@ -183,3 +183,24 @@ async fn application_key_drives_a_level_24_reset() {
     s.close().await;
     let _ = SecretString::from(String::new());
 }
+
+/// Prints the bind_ack and the SamrConnect5 answer of a live session as hex, to be
+/// pasted into `rpc.rs` as golden bytes. Run by hand:
+/// `cargo test -p credwheel-sam --lib capture_golden -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "prints lab captures for the golden-byte tests"]
+#[allow(clippy::print_stdout)]
+async fn capture_golden() {
+    use crate::api::SamrApi;
+    let Some(l) = lab() else { return };
+    let admin = AccountName::parse(&l.admin).unwrap();
+    let mut s = SmbSession::open(&endpoint(&l), &admin, &l.admin_password)
+        .await
+        .unwrap();
+    let h = s.connect().await.unwrap();
+    SamrApi::close(&mut s, h).await.unwrap();
+    for a in s.raw_answers() {
+        println!("{}", hex::encode(a));
+    }
+    s.close().await;
+}

@@ -278,6 +278,9 @@ pub(crate) struct RpcChannel<T> {
     io: T,
     next_call_id: u32,
     max_xmit_frag: u16,
+    /// Every raw answer, for capturing golden bytes in live tests.
+    #[cfg(test)]
+    pub(crate) answers: Vec<Vec<u8>>,
 }
 
 impl<T: Transceive> RpcChannel<T> {
@@ -292,6 +295,8 @@ impl<T: Transceive> RpcChannel<T> {
             io,
             next_call_id: call_id + 1,
             max_xmit_frag: ack.max_xmit_frag,
+            #[cfg(test)]
+            answers: vec![answer],
         })
     }
 
@@ -308,6 +313,8 @@ impl<T: Transceive> RpcChannel<T> {
             .io
             .transceive(encode_request(call_id, opnum, stub)?, MAX_RESPONSE)
             .await?;
+        #[cfg(test)]
+        self.answers.push(answer.clone());
         decode_response(&answer, call_id, opnum)
     }
 

@@ -287,3 +287,25 @@ async fn host_policy_is_read() {
 async fn status_codes_are_named() {
     assert_eq!(NtStatus::LOGON_FAILURE.name(), Some("STATUS_LOGON_FAILURE"));
 }
+
+#[tokio::test]
+async fn admin_name_forms_all_log_on() {
+    let Some(l) = lab() else { return };
+    for name in [
+        l.admin.clone(),
+        format!(".\\{}", l.admin),
+        format!("{}\\{}", l.netbios_name, l.admin),
+    ] {
+        let t = SamTarget::new(
+            SamConfig::builder(l.host.clone())
+                .port(l.port)
+                .admin(name.clone(), l.admin_password.clone())
+                .build()
+                .unwrap(),
+        );
+        // Reading the policy needs the whole chain: logon, application key, SAMR.
+        let p = t.host_password_policy().await;
+        assert!(p.is_ok(), "{name}: {p:?}");
+        t.close().await;
+    }
+}
