@@ -204,3 +204,51 @@ async fn capture_golden() {
     }
     s.close().await;
 }
+
+/// Times each SAMR call of a reset on an open session (by hand:
+/// `cargo test -p credwheel-sam --lib time_steps -- --ignored --nocapture`).
+#[tokio::test]
+#[ignore = "prints timings"]
+#[allow(clippy::print_stdout)]
+async fn time_steps() {
+    use crate::api::{ResetLevel, SamrApi, access};
+    use std::time::Instant;
+    let Some(l) = lab() else { return };
+    let admin = AccountName::parse(&l.admin).unwrap();
+    let t0 = Instant::now();
+    let mut s = SmbSession::open(&endpoint(&l), &admin, &l.admin_password)
+        .await
+        .unwrap();
+    println!("open session {:?}", t0.elapsed());
+    let t = Instant::now();
+    let server = s.connect().await.unwrap();
+    println!("connect5 {:?}", t.elapsed());
+    let comp = s.host_names().computer.clone().unwrap();
+    let t = Instant::now();
+    let sid = s.lookup_domain(&server, &comp).await.unwrap();
+    println!("lookup domain {:?}", t.elapsed());
+    let t = Instant::now();
+    let dom = s.open_domain(&server, &sid, access::DOMAIN).await.unwrap();
+    println!("open domain {:?}", t.elapsed());
+    for round in 0..3 {
+        let t = Instant::now();
+        s.password_policy(&dom).await.unwrap();
+        let a = t.elapsed();
+        let rid = s.lookup_name(&dom, "cwlocal6").await.unwrap();
+        let b = t.elapsed();
+        let u = s.open_user(&dom, rid, access::USER_RESET).await.unwrap();
+        let c = t.elapsed();
+        s.query_user(&u).await.unwrap();
+        let d = t.elapsed();
+        s.set_password(&u, ResetLevel::Aes31, &l.account_password)
+            .await
+            .unwrap();
+        let e = t.elapsed();
+        SamrApi::close(&mut s, u).await.unwrap();
+        let f = t.elapsed();
+        println!(
+            "round {round}: policy {a:?} lookup {b:?} open {c:?} query {d:?} set {e:?} close {f:?}"
+        );
+    }
+    s.close().await;
+}

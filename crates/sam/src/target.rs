@@ -30,8 +30,12 @@ pub(crate) trait Connector: Send + Sync {
         user: &AccountName,
         password: &SecretString,
     ) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Ends a session (best effort).
-    fn close(&self, session: Self::Session) -> impl Future<Output = ()> + Send;
+    /// Ends a session (best effort), closing `handles` first (newest first).
+    fn close(
+        &self,
+        session: Self::Session,
+        handles: Vec<Handle>,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// The real connector.
@@ -50,10 +54,26 @@ impl Connector for SmbConnector {
         client::logon(&self.ep, user, password).await
     }
 
-    async fn close(&self, session: SmbSession) {
-        session.close().await;
+    /// Runs in the background when a runtime is available: the caller's operation is
+    /// complete and need not wait for the handles, the pipe and the logoff.
+    async fn close(&self, mut session: SmbSession, handles: Vec<Handle>) {
+        let work = async move {
+            for h in handles {
+                let _ = SamrApi::close(&mut session, h).await;
+            }
+            session.close().await;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(work);
+            }
+            Err(_) => work.await,
+        }
     }
 }
+
+/// How long a pooled session trusts the password policy it read.
+const POLICY_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A session with the account domain open.
 pub(crate) struct DomainSession<S> {
@@ -61,6 +81,19 @@ pub(crate) struct DomainSession<S> {
     server: Handle,
     domain: Handle,
     policy: HostPasswordPolicy,
+    policy_read: std::time::Instant,
+    /// RIDs looked up on this session (RIDs never change; a stale one fails to open).
+    rids: std::collections::HashMap<String, u32>,
+}
+
+impl<S: SamrApi> DomainSession<S> {
+    async fn fresh_policy(&mut self) -> Result<HostPasswordPolicy, Error> {
+        if self.policy_read.elapsed() > POLICY_TTL {
+            self.policy = self.s.password_policy(&self.domain).await?;
+            self.policy_read = std::time::Instant::now();
+        }
+        Ok(self.policy)
+    }
 }
 
 /// Whether an error means the session itself is gone (so a retry on a fresh session
@@ -231,9 +264,11 @@ impl<C: Connector> Engine<C> {
                 server,
                 domain,
                 policy,
+                policy_read: std::time::Instant::now(),
+                rids: std::collections::HashMap::new(),
             }),
             Err(e) => {
-                self.connector.close(s).await;
+                self.connector.close(s, Vec::new()).await;
                 Err(e)
             }
         }
@@ -278,10 +313,8 @@ impl<C: Connector> Engine<C> {
     }
 
     /// Closes the domain and server handles, then the session (best effort).
-    async fn discard(&self, mut ds: DomainSession<C::Session>) {
-        let _ = ds.s.close(ds.domain).await;
-        let _ = ds.s.close(ds.server).await;
-        self.connector.close(ds.s).await;
+    async fn discard(&self, ds: DomainSession<C::Session>) {
+        self.connector.close(ds.s, vec![ds.domain, ds.server]).await;
     }
 
     async fn give_back(&self, ds: DomainSession<C::Session>) {
@@ -310,7 +343,7 @@ impl<C: Connector> Engine<C> {
         match res {
             Err(e) if reused && session_broken(&e) => {
                 tracing::debug!("pooled SMB session was dropped; opening a fresh one");
-                self.connector.close(ds.s).await;
+                self.connector.close(ds.s, Vec::new()).await;
                 let (user, pw) = self.admin()?;
                 let mut ds = self.open_domain(user, pw).await?;
                 let res = op.call(&mut ds).await;
@@ -329,7 +362,8 @@ impl<C: Connector> Engine<C> {
             Err(e)
                 if session_broken(e) || matches!(e, Error::Timeout { .. } | Error::Protocol(_)) =>
             {
-                self.connector.close(ds.s).await;
+                // The session is unusable; closing handles would only wait.
+                self.connector.close(ds.s, Vec::new()).await;
             }
             _ => self.give_back(ds).await,
         }
@@ -471,6 +505,7 @@ impl<S: SamrApi> AsyncFnOnceClone<S, HostPasswordPolicy> for PolicyOp {
         // Read it again: the host's policy may have changed since the session opened.
         let p = ds.s.password_policy(&ds.domain).await?;
         ds.policy = p;
+        ds.policy_read = std::time::Instant::now();
         Ok(p)
     }
 }
@@ -484,7 +519,7 @@ struct ResetOp {
 
 impl<S: SamrApi> AsyncFnOnceClone<S, ()> for ResetOp {
     async fn call(self, ds: &mut DomainSession<S>) -> Result<(), Error> {
-        ds.policy = ds.s.password_policy(&ds.domain).await?;
+        ds.fresh_policy().await?;
         reset_on(ds, &self.account, &self.new, self.encryption).await
     }
 }
@@ -496,8 +531,7 @@ struct LastSetOp {
 
 impl<S: SamrApi> AsyncFnOnceClone<S, Option<Millis>> for LastSetOp {
     async fn call(self, ds: &mut DomainSession<S>) -> Result<Option<Millis>, Error> {
-        let rid = lookup(ds, &self.account).await?;
-        let user = ds.s.open_user(&ds.domain, rid, access::USER_READ).await?;
+        let user = open_account(ds, &self.account, access::USER_READ).await?;
         let facts = ds.s.query_user(&user).await;
         let _ = ds.s.close(user).await;
         let ft = facts?.password_last_set;
@@ -510,6 +544,10 @@ impl<S: SamrApi> AsyncFnOnceClone<S, Option<Millis>> for LastSetOp {
 }
 
 async fn lookup<S: SamrApi>(ds: &mut DomainSession<S>, account: &str) -> Result<u32, Error> {
+    let key = account.to_lowercase();
+    if let Some(rid) = ds.rids.get(&key) {
+        return Ok(*rid);
+    }
     match ds.s.lookup_name(&ds.domain, account).await {
         Err(e)
             if matches!(
@@ -518,6 +556,30 @@ async fn lookup<S: SamrApi>(ds: &mut DomainSession<S>, account: &str) -> Result<
             ) =>
         {
             Err(Error::NoSuchUser(account.to_owned()))
+        }
+        Ok(rid) => {
+            ds.rids.insert(key, rid);
+            Ok(rid)
+        }
+        r => r,
+    }
+}
+
+/// Opens the account with `access`; a cached RID that no longer opens is looked up
+/// again once (the account may have been deleted and recreated).
+async fn open_account<S: SamrApi>(
+    ds: &mut DomainSession<S>,
+    account: &str,
+    access: u32,
+) -> Result<Handle, Error> {
+    let key = account.to_lowercase();
+    let cached = ds.rids.contains_key(&key);
+    let rid = lookup(ds, account).await?;
+    match ds.s.open_user(&ds.domain, rid, access).await {
+        Err(e) if cached && e.nt_status() == Some(NtStatus::NO_SUCH_USER) => {
+            ds.rids.remove(&key);
+            let rid = lookup(ds, account).await?;
+            ds.s.open_user(&ds.domain, rid, access).await
         }
         r => r,
     }
@@ -532,10 +594,9 @@ async fn reset_on<S: SamrApi>(
     encryption: PasswordEncryption,
 ) -> Result<(), Error> {
     check_password(&ds.policy, account, new.expose_secret())?;
-    let rid = lookup(ds, account).await?;
-    let user = ds.s.open_user(&ds.domain, rid, access::USER_RESET).await?;
+    let user = open_account(ds, account, access::USER_RESET).await?;
     let res = async {
-        let facts = ds.s.query_user(&user).await?;
+        let facts = ds.s.query_user_flags(&user).await?;
         let refuse = |status| Error::Status {
             call: Call::Samr(36),
             status,
@@ -871,6 +932,11 @@ mod tests {
                 password_last_set: 134_000_000_000_000_000,
             })
         }
+        async fn query_user_flags(&mut self, u: &Handle) -> Result<UserFacts, Error> {
+            let mut f = self.query_user(u).await?;
+            f.password_last_set = 0;
+            Ok(f)
+        }
         async fn password_policy(&mut self, _d: &Handle) -> Result<HostPasswordPolicy, Error> {
             self.alive()?;
             Ok(self.sam.sam().policy)
@@ -959,7 +1025,7 @@ mod tests {
                 _ => Err(status(Call::SessionSetup, NtStatus::LOGON_FAILURE)),
             }
         }
-        async fn close(&self, _s: FakeSession) {}
+        async fn close(&self, _s: FakeSession, _h: Vec<Handle>) {}
     }
 
     fn engine(
