@@ -22,5 +22,8 @@ mod samr;
 #[allow(dead_code)] // used by the rotation target
 mod status;
 
+#[doc(hidden)]
+pub mod internal;
+
 pub use error::{Call, Error, NdrError, Result};
 pub use status::NtStatus;

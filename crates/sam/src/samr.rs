@@ -783,23 +783,30 @@ pub(crate) fn change_password4_response(stub: &[u8]) -> Result<(), Error> {
     status_only(opnum::UNICODE_CHANGE_PASSWORD_USER4, stub)
 }
 
-/// Runs every response decoder on `data` (for fuzzing): none may panic.
+/// Runs every response decoder on `data` (for fuzzing), and formats and classifies
+/// each error: none of it may panic.
 pub(crate) fn decode_every_response(data: &[u8]) {
-    let _ = close_handle_response(data);
-    let _ = connect5_response(data);
-    let _ = enumerate_domains_response(data);
-    let _ = lookup_domain_response(data);
-    let _ = open_domain_response(data);
-    let _ = query_domain_password_response(data);
-    let _ = query_domain_role_response(data);
-    let _ = lookup_names_response(data);
-    let _ = open_user_response(data);
-    let _ = get_user_password_info_response(data);
-    let _ = query_user_control_response(data);
-    let _ = query_user_all_response(data);
-    let _ = set_user_response(data);
-    let _ = change_password2_response(data);
-    let _ = change_password4_response(data);
+    fn sink<T>(r: Result<T, Error>) {
+        if let Err(e) = r {
+            let t = credwheel_state::TargetError::from(&e);
+            std::hint::black_box((e.to_string(), t.kind(), e.is_unsupported()));
+        }
+    }
+    sink(close_handle_response(data));
+    sink(connect5_response(data));
+    sink(enumerate_domains_response(data));
+    sink(lookup_domain_response(data));
+    sink(open_domain_response(data));
+    sink(query_domain_password_response(data));
+    sink(query_domain_role_response(data));
+    sink(lookup_names_response(data));
+    sink(open_user_response(data));
+    sink(get_user_password_info_response(data));
+    sink(query_user_control_response(data));
+    sink(query_user_all_response(data));
+    sink(set_user_response(data));
+    sink(change_password2_response(data));
+    sink(change_password4_response(data));
 }
 
 #[cfg(test)]
