@@ -338,10 +338,14 @@ impl DomainPasswordInfo {
 
 /// The server role reported by `DOMAIN_SERVER_ROLE_INFORMATION` (level 7).
 ///
-/// [MS-SAMR] defines only Backup (2) and Primary (3); Windows reports Primary for
-/// both a primary domain controller and a non-DC host's own account domain, so
-/// Primary alone does not prove a host is a domain controller, while Backup does.
-/// Samba also reports 0 (standalone) and 1 (domain member).
+/// [MS-SAMR] defines only Backup (2) and Primary (3), and 3.1.5.5.1.2 requires a
+/// server that is *not* a domain controller to report Primary, as does the PDC
+/// role owner: Primary alone does not tell a Windows DC from a member or
+/// standalone host, while Backup proves a DC. Samba reports 0 (standalone) and
+/// 1 (domain member) for non-DCs and 3 or 2 for an AD DC. A further SAMR-only
+/// signal: on a non-DC the account domain (the non-`Builtin` domain of
+/// SamrEnumerateDomainsInSamServer) is named after the computer, on a DC after the
+/// domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ServerRole {
     /// 0: a standalone server (Samba).
