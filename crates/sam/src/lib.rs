@@ -135,6 +135,9 @@ pub use config::{
     AccountName, ChangeCall, LoginMethod, NameRules, PasswordEncryption, SamConfig,
     SamConfigBuilder, TransportSecurity, check_user_name,
 };
+#[doc(hidden)]
+pub mod internal;
+
 pub use error::{Call, Error, NdrError, Result};
 pub use status::NtStatus;
 pub use target::{SamTarget, check_policy_against_host};
