@@ -84,6 +84,8 @@ pub(crate) struct DomainSession<S> {
     policy_read: std::time::Instant,
     /// RIDs looked up on this session (RIDs never change; a stale one fails to open).
     rids: std::collections::HashMap<String, u32>,
+    /// User handles kept open for resets (by lower-case account name).
+    users: std::collections::HashMap<String, Handle>,
 }
 
 impl<S: SamrApi> DomainSession<S> {
@@ -266,6 +268,7 @@ impl<C: Connector> Engine<C> {
                 policy,
                 policy_read: std::time::Instant::now(),
                 rids: std::collections::HashMap::new(),
+                users: std::collections::HashMap::new(),
             }),
             Err(e) => {
                 self.connector.close(s, Vec::new()).await;
@@ -594,24 +597,66 @@ async fn reset_on<S: SamrApi>(
     encryption: PasswordEncryption,
 ) -> Result<(), Error> {
     check_password(&ds.policy, account, new.expose_secret())?;
-    let user = open_account(ds, account, access::USER_RESET).await?;
-    let res = async {
-        let facts = ds.s.query_user_flags(&user).await?;
-        let refuse = |status| Error::Status {
-            call: Call::Samr(36),
-            status,
-        };
-        if facts.disabled {
-            return Err(refuse(NtStatus::ACCOUNT_DISABLED));
-        }
-        if facts.locked {
-            return Err(refuse(NtStatus::ACCOUNT_LOCKED_OUT));
-        }
-        set_with_fallback(&mut ds.s, &user, new, encryption).await
+    let key = account.to_lowercase();
+    // A user handle kept open on a pooled session saves an open and a close per
+    // rotation; it is closed with the session, or at once after any error.
+    let (user, cached) = match ds.users.get(&key) {
+        Some(h) => (*h, true),
+        None => (open_account(ds, account, access::USER_RESET).await?, false),
+    };
+    let mut res = reset_with(ds, &user, new, encryption).await;
+    if cached
+        && matches!(
+            res.as_ref().err().and_then(Error::nt_status),
+            Some(NtStatus::INVALID_HANDLE | NtStatus::NO_SUCH_USER)
+        )
+    {
+        // The cached handle went stale (e.g. the account was recreated): once more
+        // with a fresh handle.
+        ds.users.remove(&key);
+        let _ = ds.s.close(user).await;
+        let fresh = open_account(ds, account, access::USER_RESET).await?;
+        res = reset_with(ds, &fresh, new, encryption).await;
+        return keep_or_close(ds, key, fresh, res).await;
     }
-    .await;
-    let _ = ds.s.close(user).await;
+    keep_or_close(ds, key, user, res).await
+}
+
+/// Keeps the user handle for reuse after success; closes it after an error.
+async fn keep_or_close<S: SamrApi>(
+    ds: &mut DomainSession<S>,
+    key: String,
+    user: Handle,
+    res: Result<(), Error>,
+) -> Result<(), Error> {
+    if res.is_ok() {
+        ds.users.insert(key, user);
+    } else {
+        ds.users.remove(&key);
+        let _ = ds.s.close(user).await;
+    }
     res
+}
+
+/// Refuses disabled or locked accounts, then sets the password.
+async fn reset_with<S: SamrApi>(
+    ds: &mut DomainSession<S>,
+    user: &Handle,
+    new: &SecretString,
+    encryption: PasswordEncryption,
+) -> Result<(), Error> {
+    let facts = ds.s.query_user_flags(user).await?;
+    let refuse = |status| Error::Status {
+        call: Call::Samr(36),
+        status,
+    };
+    if facts.disabled {
+        return Err(refuse(NtStatus::ACCOUNT_DISABLED));
+    }
+    if facts.locked {
+        return Err(refuse(NtStatus::ACCOUNT_LOCKED_OUT));
+    }
+    set_with_fallback(&mut ds.s, user, new, encryption).await
 }
 
 async fn set_with_fallback<S: SamrApi>(
@@ -860,6 +905,8 @@ mod tests {
         levels: Vec<ResetLevel>,
         changes: Vec<ChangeOp>,
         broken: bool,
+        stale_once: bool,
+        user_opens: usize,
     }
 
     #[derive(Clone, Default)]
@@ -921,6 +968,7 @@ mod tests {
             }
         }
         async fn open_user(&mut self, _d: &Handle, _r: u32, _a: u32) -> Result<Handle, Error> {
+            self.sam.sam().user_opens += 1;
             Ok(Handle([9; 20]))
         }
         async fn query_user(&mut self, _u: &Handle) -> Result<UserFacts, Error> {
@@ -933,6 +981,9 @@ mod tests {
             })
         }
         async fn query_user_flags(&mut self, u: &Handle) -> Result<UserFacts, Error> {
+            if std::mem::take(&mut self.sam.sam().stale_once) {
+                return Err(status(Call::Samr(47), NtStatus::INVALID_HANDLE));
+            }
             let mut f = self.query_user(u).await?;
             f.password_last_set = 0;
             Ok(f)
@@ -1085,6 +1136,18 @@ mod tests {
         e.reset("svc1", &sv("New-Pass-22!")).await.unwrap();
         e.reset("svc1", &sv("New-Pass-23!")).await.unwrap();
         assert_eq!((fake.sam().opens, e.idle()), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn user_handles_are_kept_and_a_stale_one_is_replaced() {
+        let (e, fake) = engine(|b| b);
+        e.reset("svc1", &sv("New-Pass-22!")).await.unwrap();
+        e.reset("svc1", &sv("New-Pass-23!")).await.unwrap();
+        assert_eq!(fake.sam().user_opens, 1);
+        fake.sam().stale_once = true;
+        e.reset("svc1", &sv("New-Pass-24!")).await.unwrap();
+        assert_eq!(fake.sam().user_opens, 2);
+        assert_eq!(fake.sam().levels.len(), 3);
     }
 
     #[tokio::test]
