@@ -123,7 +123,7 @@ impl SmbSession {
         let t = ep.request_timeout;
         let (conn, session, tap) = authenticate(ep, user, password).await?;
         let (app_key, names) = {
-            let o = tap.lock();
+            let mut o = tap.lock();
             let names = session_key::challenge_names(&o.challenge)
                 .map(|(computer, domain)| HostNames { computer, domain })
                 .unwrap_or_default();
@@ -132,8 +132,9 @@ impl SmbSession {
                 &o.authenticate,
                 password.expose_secret(),
             )?;
-            let app = session_key::application_key(o.dialect, &key, o.preauth_hash())?;
-            (app, names)
+            let app = session_key::application_key(o.dialect, &key, o.preauth_hash());
+            o.forget();
+            (app?, names)
         };
         let ipc = UncPath::ipc_share(&ep.host).map_err(|e| smb_error(Call::TreeConnect, e))?;
         let tree = within(t, "SMB tree connect", async {

@@ -246,7 +246,11 @@ async fn time_steps() {
         } else {
             l.account_password.clone()
         };
-        let level = if std::env::var("PROBE_RC4").is_ok() { ResetLevel::Rc4Plain23 } else { ResetLevel::Aes31 };
+        let level = if std::env::var("PROBE_RC4").is_ok() {
+            ResetLevel::Rc4Plain23
+        } else {
+            ResetLevel::Aes31
+        };
         s.set_password(&u, level, &pw).await.unwrap();
         let e = t.elapsed();
         SamrApi::close(&mut s, u).await.unwrap();

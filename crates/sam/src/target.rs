@@ -830,6 +830,20 @@ fn target_err(e: Error) -> TargetError {
     TargetError::from(&e)
 }
 
+impl SamTarget {
+    /// The account of `id`, refusing ids that [`SamTarget::target_id`] made for another
+    /// host.
+    fn account<'a>(&self, id: &'a TargetId) -> Result<&'a str, TargetError> {
+        let ours = format!("{}:{}", self.engine.config.host, self.engine.config.port);
+        if id.kind() == "sam" && id.scope() != ours {
+            return Err(target_err(Error::InvalidInput(format!(
+                "{id} belongs to another host than this target ({ours})"
+            ))));
+        }
+        Ok(id.account())
+    }
+}
+
 #[async_trait]
 impl RotationTarget for SamTarget {
     async fn set_password_as_admin(
@@ -838,7 +852,7 @@ impl RotationTarget for SamTarget {
         new_password: &SecretString,
     ) -> Result<(), TargetError> {
         self.engine
-            .reset(account.account(), new_password)
+            .reset(self.account(account)?, new_password)
             .await
             .map_err(target_err)
     }
@@ -850,7 +864,7 @@ impl RotationTarget for SamTarget {
         new_password: &SecretString,
     ) -> Result<(), TargetError> {
         self.engine
-            .change(account.account(), current_password, new_password)
+            .change(self.account(account)?, current_password, new_password)
             .await
             .map_err(target_err)
     }
@@ -861,14 +875,14 @@ impl RotationTarget for SamTarget {
         password: &SecretString,
     ) -> Result<bool, TargetError> {
         self.engine
-            .verify(account.account(), password)
+            .verify(self.account(account)?, password)
             .await
             .map_err(target_err)
     }
 
     async fn password_last_set(&self, account: &TargetId) -> Result<Option<Millis>, TargetError> {
         self.engine
-            .password_last_set(account.account())
+            .password_last_set(self.account(account)?)
             .await
             .map_err(target_err)
     }

@@ -256,6 +256,7 @@ async fn verify_is_false_only_for_a_wrong_password() {
             .build()
             .unwrap(),
     );
+    let id = t.target_id("cwlocal1").unwrap();
     let e = t.verify(&id, &known("cwlocal1")).await.unwrap_err();
     assert_eq!(e.kind(), TargetErrorKind::Unavailable, "{e}");
 }
@@ -308,4 +309,17 @@ async fn admin_name_forms_all_log_on() {
         assert!(p.is_ok(), "{name}: {p:?}");
         t.close().await;
     }
+}
+
+#[tokio::test]
+async fn ids_of_another_host_are_refused() {
+    let Some(l) = lab() else { return };
+    let t = target(&l);
+    let other = credwheel_state::TargetId::new("sam", "other-host:445", "cwlocal1").unwrap();
+    let e = t
+        .set_password_as_admin(&other, &SecretString::from("Never-Applied-1!x".to_owned()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), TargetErrorKind::Denied, "{e}");
+    assert!(e.message().contains("another host"));
 }
