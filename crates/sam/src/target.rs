@@ -30,11 +30,13 @@ pub(crate) trait Connector: Send + Sync {
         user: &AccountName,
         password: &SecretString,
     ) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Ends a session (best effort), closing `handles` first (newest first).
+    /// Ends a session (best effort), closing `handles` first; in the background when
+    /// `background` is set and a runtime is available.
     fn close(
         &self,
         session: Self::Session,
         handles: Vec<Handle>,
+        background: bool,
     ) -> impl Future<Output = ()> + Send;
 }
 
@@ -54,9 +56,9 @@ impl Connector for SmbConnector {
         client::logon(&self.ep, user, password).await
     }
 
-    /// Runs in the background when a runtime is available: the caller's operation is
-    /// complete and need not wait for the handles, the pipe and the logoff.
-    async fn close(&self, mut session: SmbSession, handles: Vec<Handle>) {
+    /// In the background, the caller's operation is complete and need not wait for the
+    /// handles, the pipe and the logoff.
+    async fn close(&self, mut session: SmbSession, handles: Vec<Handle>, background: bool) {
         let work = async move {
             for h in handles {
                 let _ = SamrApi::close(&mut session, h).await;
@@ -64,10 +66,10 @@ impl Connector for SmbConnector {
             session.close().await;
         };
         match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
+            Ok(rt) if background => {
                 rt.spawn(work);
             }
-            Err(_) => work.await,
+            _ => work.await,
         }
     }
 }
@@ -271,7 +273,7 @@ impl<C: Connector> Engine<C> {
                 users: std::collections::HashMap::new(),
             }),
             Err(e) => {
-                self.connector.close(s, Vec::new()).await;
+                self.connector.close(s, Vec::new(), true).await;
                 Err(e)
             }
         }
@@ -315,9 +317,16 @@ impl<C: Connector> Engine<C> {
         Ok((self.open_domain(user, pw).await?, false))
     }
 
-    /// Closes the domain and server handles, then the session (best effort).
+    /// Closes the user, domain and server handles, then the session (best effort), in
+    /// the background.
     async fn discard(&self, ds: DomainSession<C::Session>) {
-        self.connector.close(ds.s, vec![ds.domain, ds.server]).await;
+        self.discard_with(ds, true).await;
+    }
+
+    async fn discard_with(&self, ds: DomainSession<C::Session>, background: bool) {
+        let mut handles: Vec<Handle> = ds.users.into_values().collect();
+        handles.extend([ds.domain, ds.server]);
+        self.connector.close(ds.s, handles, background).await;
     }
 
     async fn give_back(&self, ds: DomainSession<C::Session>) {
@@ -346,7 +355,7 @@ impl<C: Connector> Engine<C> {
         match res {
             Err(e) if reused && session_broken(&e) => {
                 tracing::debug!("pooled SMB session was dropped; opening a fresh one");
-                self.connector.close(ds.s, Vec::new()).await;
+                self.connector.close(ds.s, Vec::new(), true).await;
                 let (user, pw) = self.admin()?;
                 let mut ds = self.open_domain(user, pw).await?;
                 let res = op.call(&mut ds).await;
@@ -366,7 +375,7 @@ impl<C: Connector> Engine<C> {
                 if session_broken(e) || matches!(e, Error::Timeout { .. } | Error::Protocol(_)) =>
             {
                 // The session is unusable; closing handles would only wait.
-                self.connector.close(ds.s, Vec::new()).await;
+                self.connector.close(ds.s, Vec::new(), true).await;
             }
             _ => self.give_back(ds).await,
         }
@@ -485,7 +494,7 @@ impl<C: Connector> Engine<C> {
     pub(crate) async fn close_idle(&self) {
         let idle: Vec<_> = std::mem::take(&mut *self.pool());
         for ds in idle {
-            self.discard(ds).await;
+            self.discard_with(ds, false).await;
         }
     }
 
@@ -921,6 +930,7 @@ mod tests {
         broken: bool,
         stale_once: bool,
         user_opens: usize,
+        closed: usize,
     }
 
     #[derive(Clone, Default)]
@@ -1090,7 +1100,9 @@ mod tests {
                 _ => Err(status(Call::SessionSetup, NtStatus::LOGON_FAILURE)),
             }
         }
-        async fn close(&self, _s: FakeSession, _h: Vec<Handle>) {}
+        async fn close(&self, _s: FakeSession, h: Vec<Handle>, _background: bool) {
+            self.sam().closed += h.len();
+        }
     }
 
     fn engine(
@@ -1162,6 +1174,9 @@ mod tests {
         e.reset("svc1", &sv("New-Pass-24!")).await.unwrap();
         assert_eq!(fake.sam().user_opens, 2);
         assert_eq!(fake.sam().levels.len(), 3);
+        // Closing the pool closes the kept user handle, the domain and the server.
+        e.close_idle().await;
+        assert_eq!(fake.sam().closed, 3);
     }
 
     #[tokio::test]
