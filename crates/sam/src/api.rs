@@ -59,11 +59,12 @@ pub(crate) mod access {
     pub(crate) const SERVER: u32 = 0x0000_0021;
     /// DOMAIN_READ_PASSWORD_PARAMETERS | DOMAIN_LOOKUP.
     pub(crate) const DOMAIN: u32 = 0x0000_0201;
-    /// USER_READ_GENERAL | USER_READ_LOGON | USER_READ_ACCOUNT.
-    pub(crate) const USER_READ: u32 = 0x0000_0211;
-    /// USER_FORCE_PASSWORD_CHANGE | USER_READ_ACCOUNT (reset plus the account-control
-    /// check).
-    pub(crate) const USER_RESET: u32 = 0x0000_0290;
+    /// USER_READ_GENERAL | USER_READ_PREFERENCES | USER_READ_LOGON | USER_READ_ACCOUNT
+    /// (level 21, for PasswordLastSet).
+    pub(crate) const USER_READ: u32 = 0x0000_001B;
+    /// USER_FORCE_PASSWORD_CHANGE | USER_READ_ACCOUNT (the reset plus the
+    /// account-control check).
+    pub(crate) const USER_RESET: u32 = 0x0000_0090;
 }
 
 /// The SAMR calls, each one request/response.
@@ -96,8 +97,14 @@ pub(crate) trait SamrApi: Send {
         rid: u32,
         access: u32,
     ) -> impl Future<Output = Result<Handle, Error>> + Send;
-    /// SamrQueryInformationUser.
+    /// SamrQueryInformationUser2 level 21 (everything, incl. PasswordLastSet).
     fn query_user(
+        &mut self,
+        user: &Handle,
+    ) -> impl Future<Output = Result<UserFacts, Error>> + Send;
+    /// SamrQueryInformationUser2 level 16 (the account-control flags only; cheaper):
+    /// `password_last_set` is 0.
+    fn query_user_flags(
         &mut self,
         user: &Handle,
     ) -> impl Future<Output = Result<UserFacts, Error>> + Send;

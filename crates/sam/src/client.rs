@@ -120,20 +120,46 @@ impl SmbSession {
         user: &AccountName,
         password: &SecretString,
     ) -> Result<Self, Error> {
-        let t = ep.request_timeout;
         let (conn, session, tap) = authenticate(ep, user, password).await?;
+        match Self::after_logon(ep, password, &session, &tap).await {
+            Ok((app_key, names, tree, rpc)) => Ok(Self {
+                rpc,
+                app_key,
+                names,
+                server: ep.host.clone(),
+                _tree: tree,
+                session,
+                conn,
+            }),
+            Err(e) => {
+                let _ = session.logoff().await;
+                let _ = conn.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Derives the application key, then tree connect, pipe open and bind.
+    async fn after_logon(
+        ep: &Endpoint,
+        password: &SecretString,
+        session: &Session,
+        tap: &Tap,
+    ) -> Result<(SessionKey, HostNames, Tree, RpcChannel<PipeIo>), Error> {
+        let t = ep.request_timeout;
         let (app_key, names) = {
-            let o = tap.lock();
+            let mut o = tap.lock();
             let names = session_key::challenge_names(&o.challenge)
                 .map(|(computer, domain)| HostNames { computer, domain })
                 .unwrap_or_default();
-            let key = session_key::ntlmv2_session_key(
+            let derived = session_key::ntlmv2_session_key(
                 &o.challenge,
                 &o.authenticate,
                 password.expose_secret(),
-            )?;
-            let app = session_key::application_key(o.dialect, &key, o.preauth_hash())?;
-            (app, names)
+            )
+            .and_then(|key| session_key::application_key(o.dialect, &key, o.preauth_hash()));
+            o.forget();
+            (derived?, names)
         };
         let ipc = UncPath::ipc_share(&ep.host).map_err(|e| smb_error(Call::TreeConnect, e))?;
         let tree = within(t, "SMB tree connect", async {
@@ -157,15 +183,13 @@ impl SmbSession {
             RpcChannel::bind(PipeIo { pipe, timeout: t }, SAMR),
         )
         .await?;
-        Ok(Self {
-            rpc,
-            app_key,
-            names,
-            server: ep.host.clone(),
-            _tree: tree,
-            session,
-            conn,
-        })
+        Ok((app_key, names, tree, rpc))
+    }
+
+    /// The raw DCE/RPC answers so far (tests capture golden bytes with it).
+    #[cfg(test)]
+    pub(crate) fn raw_answers(&self) -> &[Vec<u8>] {
+        &self.rpc.answers
     }
 
     /// Calls a SAMR opnum with an NDR stub; returns the response stub.

@@ -425,15 +425,16 @@ mod tests {
 
     #[test]
     fn build_checks() {
-        let pw = SecretString::from("x".to_owned());
+        let pw = SecretString::from("TopSecret-123".to_owned());
         assert!(SamConfig::builder("h").build().is_err()); // no admin for AsRoot
-        let c = SamConfig::builder("h")
+        let b = SamConfig::builder("h")
             .admin(".\\root", pw.clone())
-            .port(4445)
-            .build()
-            .unwrap();
+            .port(4445);
+        assert!(!format!("{b:?}").contains("TopSecret"));
+        let c = b.build().unwrap();
         assert_eq!(c.port(), 4445);
-        assert!(!format!("{c:?}").contains("SecretString(\"x"));
+        assert!(!format!("{c:?}").contains("TopSecret"));
+        assert!(format!("{c:?}").contains("root"));
         assert!(
             SamConfig::builder("h")
                 .admin("a", pw.clone())

@@ -73,6 +73,17 @@ impl SamrApi for SmbSession {
         })
     }
 
+    async fn query_user_flags(&mut self, user: &Handle) -> Result<UserFacts, Error> {
+        let q = samr::query_user_request(user, user_level::CONTROL);
+        let r = self.call(opnum::QUERY_INFORMATION_USER2, &q).await?;
+        let uac = samr::query_user_control_response(&r)?;
+        Ok(UserFacts {
+            disabled: uac & samr::uac::ACCOUNT_DISABLED != 0,
+            locked: uac & samr::uac::ACCOUNT_AUTO_LOCKED != 0,
+            password_last_set: 0,
+        })
+    }
+
     async fn password_policy(&mut self, domain: &Handle) -> Result<HostPasswordPolicy, Error> {
         let q = samr::query_domain_request(domain, domain_level::PASSWORD);
         let r = self.call(opnum::QUERY_INFORMATION_DOMAIN, &q).await?;

@@ -183,3 +183,81 @@ async fn application_key_drives_a_level_24_reset() {
     s.close().await;
     let _ = SecretString::from(String::new());
 }
+
+/// Prints the bind_ack and the SamrConnect5 answer of a live session as hex, to be
+/// pasted into `rpc.rs` as golden bytes. Run by hand:
+/// `cargo test -p credwheel-sam --lib capture_golden -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "prints lab captures for the golden-byte tests"]
+#[allow(clippy::print_stdout)]
+async fn capture_golden() {
+    use crate::api::SamrApi;
+    let Some(l) = lab() else { return };
+    let admin = AccountName::parse(&l.admin).unwrap();
+    let mut s = SmbSession::open(&endpoint(&l), &admin, &l.admin_password)
+        .await
+        .unwrap();
+    let h = s.connect().await.unwrap();
+    SamrApi::close(&mut s, h).await.unwrap();
+    for a in s.raw_answers() {
+        println!("{}", hex::encode(a));
+    }
+    s.close().await;
+}
+
+/// Times each SAMR call of a reset on an open session (by hand:
+/// `cargo test -p credwheel-sam --lib time_steps -- --ignored --nocapture`).
+#[tokio::test]
+#[ignore = "prints timings"]
+#[allow(clippy::print_stdout)]
+async fn time_steps() {
+    use crate::api::{ResetLevel, SamrApi, access};
+    use std::time::Instant;
+    let Some(l) = lab() else { return };
+    let admin = AccountName::parse(&l.admin).unwrap();
+    let t0 = Instant::now();
+    let mut s = SmbSession::open(&endpoint(&l), &admin, &l.admin_password)
+        .await
+        .unwrap();
+    println!("open session {:?}", t0.elapsed());
+    let t = Instant::now();
+    let server = s.connect().await.unwrap();
+    println!("connect5 {:?}", t.elapsed());
+    let comp = s.host_names().computer.clone().unwrap();
+    let t = Instant::now();
+    let sid = s.lookup_domain(&server, &comp).await.unwrap();
+    println!("lookup domain {:?}", t.elapsed());
+    let t = Instant::now();
+    let dom = s.open_domain(&server, &sid, access::DOMAIN).await.unwrap();
+    println!("open domain {:?}", t.elapsed());
+    for round in 0..6 {
+        let t = Instant::now();
+        s.password_policy(&dom).await.unwrap();
+        let a = t.elapsed();
+        let rid = s.lookup_name(&dom, "cwlocal6").await.unwrap();
+        let b = t.elapsed();
+        let u = s.open_user(&dom, rid, access::USER_RESET).await.unwrap();
+        let c = t.elapsed();
+        s.query_user(&u).await.unwrap();
+        let d = t.elapsed();
+        // Alternate: the same password twice may be cheaper on the host.
+        let pw = if round % 2 == 0 {
+            SecretString::from(format!("Timing-{round}-Aa1!"))
+        } else {
+            l.account_password.clone()
+        };
+        let level = if std::env::var("PROBE_RC4").is_ok() {
+            ResetLevel::Rc4Plain23
+        } else {
+            ResetLevel::Aes31
+        };
+        s.set_password(&u, level, &pw).await.unwrap();
+        let e = t.elapsed();
+        SamrApi::close(&mut s, u).await.unwrap();
+        let f = t.elapsed();
+        println!(
+            "round {round}: policy {a:?} lookup {b:?} open {c:?} query {d:?} set {e:?} close {f:?}"
+        );
+    }
+    s.close().await;
+}

@@ -278,6 +278,9 @@ pub(crate) struct RpcChannel<T> {
     io: T,
     next_call_id: u32,
     max_xmit_frag: u16,
+    /// Every raw answer, for capturing golden bytes in live tests.
+    #[cfg(test)]
+    pub(crate) answers: Vec<Vec<u8>>,
 }
 
 impl<T: Transceive> RpcChannel<T> {
@@ -292,6 +295,8 @@ impl<T: Transceive> RpcChannel<T> {
             io,
             next_call_id: call_id + 1,
             max_xmit_frag: ack.max_xmit_frag,
+            #[cfg(test)]
+            answers: vec![answer],
         })
     }
 
@@ -308,6 +313,8 @@ impl<T: Transceive> RpcChannel<T> {
             .io
             .transceive(encode_request(call_id, opnum, stub)?, MAX_RESPONSE)
             .await?;
+        #[cfg(test)]
+        self.answers.push(answer.clone());
         decode_response(&answer, call_id, opnum)
     }
 
@@ -331,6 +338,31 @@ mod tests {
         b8 10 b8 10 00 00 00 00 01 00 00 00 00 00 01 00
         78 57 34 12 34 12 cd ab ef 00 01 23 45 67 89 ac 01 00 00 00
         04 5d 88 8a eb 1c c9 11 9f e8 08 00 2b 10 48 60 02 00 00 00";
+
+    // Captured from the lab's Samba 4.17.12 (WINHOST, 127.0.0.1:4445) on 2026-11-27
+    // by `live_probe::capture_golden`: the bind_ack to BIND_GOLDEN, the response to
+    // SamrConnect5 (call id 2) and to SamrCloseHandle (call id 3).
+    const LAB_BIND_ACK: &str = "05000c03100000004400000001000000b810b8106b1b00000b005c706970655c\
+        73616d72000000000100000000000000045d888aeb1cc9119fe808002b10486002000000";
+    const LAB_CONNECT5_RESPONSE: &str = "0500020310000000400000000200000028000000000000000100000001000000\
+        030000000000000000000000f1135a9fafc8a34d99634a31729a7d7700000000";
+    const LAB_CLOSE_RESPONSE: &str = "0500020310000000300000000300000018000000000000000000000000000000\
+        00000000000000000000000000000000";
+
+    #[test]
+    fn lab_captures_decode() {
+        let ack = decode_bind_answer(&h(LAB_BIND_ACK), 1).unwrap();
+        assert_eq!((ack.max_xmit_frag, ack.max_recv_frag), (4280, 4280));
+        let stub = decode_response(&h(LAB_CONNECT5_RESPONSE), 2, 64).unwrap();
+        assert_eq!(stub.len(), 40);
+        let handle = crate::samr::connect5_response(&stub).unwrap();
+        assert_eq!(handle.0[4..8], [0xf1, 0x13, 0x5a, 0x9f]);
+        let stub = decode_response(&h(LAB_CLOSE_RESPONSE), 3, 1).unwrap();
+        crate::samr::close_handle_response(&stub).unwrap();
+        // The same bytes under the wrong call id are refused.
+        assert!(decode_response(&h(LAB_CONNECT5_RESPONSE), 3, 64).is_err());
+        assert!(decode_bind_answer(&h(LAB_BIND_ACK), 2).is_err());
+    }
 
     #[test]
     fn bind_matches_golden_bytes() {

@@ -338,10 +338,14 @@ impl DomainPasswordInfo {
 
 /// The server role reported by `DOMAIN_SERVER_ROLE_INFORMATION` (level 7).
 ///
-/// [MS-SAMR] defines only Backup (2) and Primary (3); Windows reports Primary for
-/// both a primary domain controller and a non-DC host's own account domain, so
-/// Primary alone does not prove a host is a domain controller, while Backup does.
-/// Samba also reports 0 (standalone) and 1 (domain member).
+/// [MS-SAMR] defines only Backup (2) and Primary (3), and 3.1.5.5.1.2 requires a
+/// server that is *not* a domain controller to report Primary, as does the PDC
+/// role owner: Primary alone does not tell a Windows DC from a member or
+/// standalone host, while Backup proves a DC. Samba reports 0 (standalone) and
+/// 1 (domain member) for non-DCs and 3 or 2 for an AD DC. A further SAMR-only
+/// signal: on a non-DC the account domain (the non-`Builtin` domain of
+/// SamrEnumerateDomainsInSamServer) is named after the computer, on a DC after the
+/// domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ServerRole {
     /// 0: a standalone server (Samba).
@@ -783,23 +787,30 @@ pub(crate) fn change_password4_response(stub: &[u8]) -> Result<(), Error> {
     status_only(opnum::UNICODE_CHANGE_PASSWORD_USER4, stub)
 }
 
-/// Runs every response decoder on `data` (for fuzzing): none may panic.
+/// Runs every response decoder on `data` (for fuzzing), and formats and classifies
+/// each error: none of it may panic.
 pub(crate) fn decode_every_response(data: &[u8]) {
-    let _ = close_handle_response(data);
-    let _ = connect5_response(data);
-    let _ = enumerate_domains_response(data);
-    let _ = lookup_domain_response(data);
-    let _ = open_domain_response(data);
-    let _ = query_domain_password_response(data);
-    let _ = query_domain_role_response(data);
-    let _ = lookup_names_response(data);
-    let _ = open_user_response(data);
-    let _ = get_user_password_info_response(data);
-    let _ = query_user_control_response(data);
-    let _ = query_user_all_response(data);
-    let _ = set_user_response(data);
-    let _ = change_password2_response(data);
-    let _ = change_password4_response(data);
+    fn sink<T>(r: Result<T, Error>) {
+        if let Err(e) = r {
+            let t = credwheel_state::TargetError::from(&e);
+            std::hint::black_box((e.to_string(), t.kind(), e.is_unsupported()));
+        }
+    }
+    sink(close_handle_response(data));
+    sink(connect5_response(data));
+    sink(enumerate_domains_response(data));
+    sink(lookup_domain_response(data));
+    sink(open_domain_response(data));
+    sink(query_domain_password_response(data));
+    sink(query_domain_role_response(data));
+    sink(lookup_names_response(data));
+    sink(open_user_response(data));
+    sink(get_user_password_info_response(data));
+    sink(query_user_control_response(data));
+    sink(query_user_all_response(data));
+    sink(set_user_response(data));
+    sink(change_password2_response(data));
+    sink(change_password4_response(data));
 }
 
 #[cfg(test)]

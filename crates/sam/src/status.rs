@@ -158,10 +158,24 @@ pub(crate) const RPC_S_PROCNUM_OUT_OF_RANGE: u32 = 0x0000_06D1;
 pub(crate) const RPC_S_ACCESS_DENIED: u32 = 0x0000_0005;
 /// Windows RPC status: the stub received bad data (`RPC_X_BAD_STUB_DATA`).
 pub(crate) const RPC_X_BAD_STUB_DATA: u32 = 0x0000_06F7;
+/// Windows RPC status: invalid union tag (`RPC_S_INVALID_TAG`).
+pub(crate) const RPC_S_INVALID_TAG: u32 = 0x0000_06C5;
+/// DCE/RPC fault: invalid union tag (`nca_s_fault_invalid_tag`).
+pub(crate) const NCA_S_FAULT_INVALID_TAG: u32 = 0x1C00_0006;
 
 /// Whether a fault code means "the server does not serve this opnum".
 pub(crate) fn fault_is_unknown_opnum(code: u32) -> bool {
     matches!(code, NCA_S_OP_RNG_ERROR | RPC_S_PROCNUM_OUT_OF_RANGE)
+}
+
+/// Whether a fault code means "the server could not unmarshal the request", which
+/// for a union arm it does not know (an information level newer than the server)
+/// is how a server without that level answers.
+pub(crate) fn fault_is_unknown_arm(code: u32) -> bool {
+    matches!(
+        code,
+        RPC_X_BAD_STUB_DATA | RPC_S_INVALID_TAG | NCA_S_FAULT_INVALID_TAG
+    )
 }
 
 /// A fault code with its name and meaning, for messages.
@@ -172,6 +186,9 @@ pub(crate) fn fault_text(code: u32) -> String {
         NCA_S_PROTO_ERROR => " (protocol error)",
         RPC_S_ACCESS_DENIED => " (access denied)",
         RPC_X_BAD_STUB_DATA => " (the host could not decode the request)",
+        RPC_S_INVALID_TAG | NCA_S_FAULT_INVALID_TAG => {
+            " (the host does not know this information level)"
+        }
         _ => "",
     };
     format!("{code:#010x}{what}")
@@ -180,11 +197,15 @@ pub(crate) fn fault_text(code: u32) -> String {
 impl Error {
     /// Whether the host answered that it does not serve the called opnum (an RPC fault
     /// `nca_s_op_rng_error`) or does not know the information level
-    /// (`STATUS_INVALID_INFO_CLASS`, `STATUS_NOT_SUPPORTED`, `STATUS_NOT_IMPLEMENTED`):
-    /// the signal to fall back to an older call or level.
+    /// (`STATUS_INVALID_INFO_CLASS`, `STATUS_NOT_SUPPORTED`, `STATUS_NOT_IMPLEMENTED`,
+    /// or a fault saying it could not unmarshal the level's union arm): the signal
+    /// to fall back to an older call or level. None of these answers changed
+    /// anything on the host.
     pub fn is_unsupported(&self) -> bool {
         match self {
-            Self::Fault { code, .. } => fault_is_unknown_opnum(*code),
+            Self::Fault { code, .. } => {
+                fault_is_unknown_opnum(*code) || fault_is_unknown_arm(*code)
+            }
             Self::Status { status, .. } => matches!(
                 *status,
                 NtStatus::INVALID_INFO_CLASS | NtStatus::NOT_SUPPORTED | NtStatus::NOT_IMPLEMENTED

@@ -30,8 +30,14 @@ pub(crate) trait Connector: Send + Sync {
         user: &AccountName,
         password: &SecretString,
     ) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Ends a session (best effort).
-    fn close(&self, session: Self::Session) -> impl Future<Output = ()> + Send;
+    /// Ends a session (best effort), closing `handles` first; in the background when
+    /// `background` is set and a runtime is available.
+    fn close(
+        &self,
+        session: Self::Session,
+        handles: Vec<Handle>,
+        background: bool,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// The real connector.
@@ -50,10 +56,26 @@ impl Connector for SmbConnector {
         client::logon(&self.ep, user, password).await
     }
 
-    async fn close(&self, session: SmbSession) {
-        session.close().await;
+    /// In the background, the caller's operation is complete and need not wait for the
+    /// handles, the pipe and the logoff.
+    async fn close(&self, mut session: SmbSession, handles: Vec<Handle>, background: bool) {
+        let work = async move {
+            for h in handles {
+                let _ = SamrApi::close(&mut session, h).await;
+            }
+            session.close().await;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) if background => {
+                rt.spawn(work);
+            }
+            _ => work.await,
+        }
     }
 }
+
+/// How long a pooled session trusts the password policy it read.
+const POLICY_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A session with the account domain open.
 pub(crate) struct DomainSession<S> {
@@ -61,6 +83,21 @@ pub(crate) struct DomainSession<S> {
     server: Handle,
     domain: Handle,
     policy: HostPasswordPolicy,
+    policy_read: std::time::Instant,
+    /// RIDs looked up on this session (RIDs never change; a stale one fails to open).
+    rids: std::collections::HashMap<String, u32>,
+    /// User handles kept open for resets (by lower-case account name).
+    users: std::collections::HashMap<String, Handle>,
+}
+
+impl<S: SamrApi> DomainSession<S> {
+    async fn fresh_policy(&mut self) -> Result<HostPasswordPolicy, Error> {
+        if self.policy_read.elapsed() > POLICY_TTL {
+            self.policy = self.s.password_policy(&self.domain).await?;
+            self.policy_read = std::time::Instant::now();
+        }
+        Ok(self.policy)
+    }
 }
 
 /// Whether an error means the session itself is gone (so a retry on a fresh session
@@ -231,9 +268,12 @@ impl<C: Connector> Engine<C> {
                 server,
                 domain,
                 policy,
+                policy_read: std::time::Instant::now(),
+                rids: std::collections::HashMap::new(),
+                users: std::collections::HashMap::new(),
             }),
             Err(e) => {
-                self.connector.close(s).await;
+                self.connector.close(s, Vec::new(), true).await;
                 Err(e)
             }
         }
@@ -277,11 +317,16 @@ impl<C: Connector> Engine<C> {
         Ok((self.open_domain(user, pw).await?, false))
     }
 
-    /// Closes the domain and server handles, then the session (best effort).
-    async fn discard(&self, mut ds: DomainSession<C::Session>) {
-        let _ = ds.s.close(ds.domain).await;
-        let _ = ds.s.close(ds.server).await;
-        self.connector.close(ds.s).await;
+    /// Closes the user, domain and server handles, then the session (best effort), in
+    /// the background.
+    async fn discard(&self, ds: DomainSession<C::Session>) {
+        self.discard_with(ds, true).await;
+    }
+
+    async fn discard_with(&self, ds: DomainSession<C::Session>, background: bool) {
+        let mut handles: Vec<Handle> = ds.users.into_values().collect();
+        handles.extend([ds.domain, ds.server]);
+        self.connector.close(ds.s, handles, background).await;
     }
 
     async fn give_back(&self, ds: DomainSession<C::Session>) {
@@ -310,7 +355,7 @@ impl<C: Connector> Engine<C> {
         match res {
             Err(e) if reused && session_broken(&e) => {
                 tracing::debug!("pooled SMB session was dropped; opening a fresh one");
-                self.connector.close(ds.s).await;
+                self.connector.close(ds.s, Vec::new(), true).await;
                 let (user, pw) = self.admin()?;
                 let mut ds = self.open_domain(user, pw).await?;
                 let res = op.call(&mut ds).await;
@@ -329,7 +374,8 @@ impl<C: Connector> Engine<C> {
             Err(e)
                 if session_broken(e) || matches!(e, Error::Timeout { .. } | Error::Protocol(_)) =>
             {
-                self.connector.close(ds.s).await;
+                // The session is unusable; closing handles would only wait.
+                self.connector.close(ds.s, Vec::new(), true).await;
             }
             _ => self.give_back(ds).await,
         }
@@ -448,7 +494,7 @@ impl<C: Connector> Engine<C> {
     pub(crate) async fn close_idle(&self) {
         let idle: Vec<_> = std::mem::take(&mut *self.pool());
         for ds in idle {
-            self.discard(ds).await;
+            self.discard_with(ds, false).await;
         }
     }
 
@@ -471,6 +517,7 @@ impl<S: SamrApi> AsyncFnOnceClone<S, HostPasswordPolicy> for PolicyOp {
         // Read it again: the host's policy may have changed since the session opened.
         let p = ds.s.password_policy(&ds.domain).await?;
         ds.policy = p;
+        ds.policy_read = std::time::Instant::now();
         Ok(p)
     }
 }
@@ -484,7 +531,7 @@ struct ResetOp {
 
 impl<S: SamrApi> AsyncFnOnceClone<S, ()> for ResetOp {
     async fn call(self, ds: &mut DomainSession<S>) -> Result<(), Error> {
-        ds.policy = ds.s.password_policy(&ds.domain).await?;
+        ds.fresh_policy().await?;
         reset_on(ds, &self.account, &self.new, self.encryption).await
     }
 }
@@ -496,8 +543,7 @@ struct LastSetOp {
 
 impl<S: SamrApi> AsyncFnOnceClone<S, Option<Millis>> for LastSetOp {
     async fn call(self, ds: &mut DomainSession<S>) -> Result<Option<Millis>, Error> {
-        let rid = lookup(ds, &self.account).await?;
-        let user = ds.s.open_user(&ds.domain, rid, access::USER_READ).await?;
+        let user = open_account(ds, &self.account, access::USER_READ).await?;
         let facts = ds.s.query_user(&user).await;
         let _ = ds.s.close(user).await;
         let ft = facts?.password_last_set;
@@ -510,6 +556,10 @@ impl<S: SamrApi> AsyncFnOnceClone<S, Option<Millis>> for LastSetOp {
 }
 
 async fn lookup<S: SamrApi>(ds: &mut DomainSession<S>, account: &str) -> Result<u32, Error> {
+    let key = account.to_lowercase();
+    if let Some(rid) = ds.rids.get(&key) {
+        return Ok(*rid);
+    }
     match ds.s.lookup_name(&ds.domain, account).await {
         Err(e)
             if matches!(
@@ -518,6 +568,30 @@ async fn lookup<S: SamrApi>(ds: &mut DomainSession<S>, account: &str) -> Result<
             ) =>
         {
             Err(Error::NoSuchUser(account.to_owned()))
+        }
+        Ok(rid) => {
+            ds.rids.insert(key, rid);
+            Ok(rid)
+        }
+        r => r,
+    }
+}
+
+/// Opens the account with `access`; a cached RID that no longer opens is looked up
+/// again once (the account may have been deleted and recreated).
+async fn open_account<S: SamrApi>(
+    ds: &mut DomainSession<S>,
+    account: &str,
+    access: u32,
+) -> Result<Handle, Error> {
+    let key = account.to_lowercase();
+    let cached = ds.rids.contains_key(&key);
+    let rid = lookup(ds, account).await?;
+    match ds.s.open_user(&ds.domain, rid, access).await {
+        Err(e) if cached && e.nt_status() == Some(NtStatus::NO_SUCH_USER) => {
+            ds.rids.remove(&key);
+            let rid = lookup(ds, account).await?;
+            ds.s.open_user(&ds.domain, rid, access).await
         }
         r => r,
     }
@@ -532,25 +606,66 @@ async fn reset_on<S: SamrApi>(
     encryption: PasswordEncryption,
 ) -> Result<(), Error> {
     check_password(&ds.policy, account, new.expose_secret())?;
-    let rid = lookup(ds, account).await?;
-    let user = ds.s.open_user(&ds.domain, rid, access::USER_RESET).await?;
-    let res = async {
-        let facts = ds.s.query_user(&user).await?;
-        let refuse = |status| Error::Status {
-            call: Call::Samr(36),
-            status,
-        };
-        if facts.disabled {
-            return Err(refuse(NtStatus::ACCOUNT_DISABLED));
-        }
-        if facts.locked {
-            return Err(refuse(NtStatus::ACCOUNT_LOCKED_OUT));
-        }
-        set_with_fallback(&mut ds.s, &user, new, encryption).await
+    let key = account.to_lowercase();
+    // A user handle kept open on a pooled session saves an open and a close per
+    // rotation; it is closed with the session, or at once after any error.
+    let (user, cached) = match ds.users.get(&key) {
+        Some(h) => (*h, true),
+        None => (open_account(ds, account, access::USER_RESET).await?, false),
+    };
+    let mut res = reset_with(ds, &user, new, encryption).await;
+    if cached
+        && matches!(
+            res.as_ref().err().and_then(Error::nt_status),
+            Some(NtStatus::INVALID_HANDLE | NtStatus::NO_SUCH_USER)
+        )
+    {
+        // The cached handle went stale (e.g. the account was recreated): once more
+        // with a fresh handle.
+        ds.users.remove(&key);
+        let _ = ds.s.close(user).await;
+        let fresh = open_account(ds, account, access::USER_RESET).await?;
+        res = reset_with(ds, &fresh, new, encryption).await;
+        return keep_or_close(ds, key, fresh, res).await;
     }
-    .await;
-    let _ = ds.s.close(user).await;
+    keep_or_close(ds, key, user, res).await
+}
+
+/// Keeps the user handle for reuse after success; closes it after an error.
+async fn keep_or_close<S: SamrApi>(
+    ds: &mut DomainSession<S>,
+    key: String,
+    user: Handle,
+    res: Result<(), Error>,
+) -> Result<(), Error> {
+    if res.is_ok() {
+        ds.users.insert(key, user);
+    } else {
+        ds.users.remove(&key);
+        let _ = ds.s.close(user).await;
+    }
     res
+}
+
+/// Refuses disabled or locked accounts, then sets the password.
+async fn reset_with<S: SamrApi>(
+    ds: &mut DomainSession<S>,
+    user: &Handle,
+    new: &SecretString,
+    encryption: PasswordEncryption,
+) -> Result<(), Error> {
+    let facts = ds.s.query_user_flags(user).await?;
+    let refuse = |status| Error::Status {
+        call: Call::Samr(36),
+        status,
+    };
+    if facts.disabled {
+        return Err(refuse(NtStatus::ACCOUNT_DISABLED));
+    }
+    if facts.locked {
+        return Err(refuse(NtStatus::ACCOUNT_LOCKED_OUT));
+    }
+    set_with_fallback(&mut ds.s, user, new, encryption).await
 }
 
 async fn set_with_fallback<S: SamrApi>(
@@ -724,6 +839,20 @@ fn target_err(e: Error) -> TargetError {
     TargetError::from(&e)
 }
 
+impl SamTarget {
+    /// The account of `id`, refusing ids that [`SamTarget::target_id`] made for another
+    /// host.
+    fn account<'a>(&self, id: &'a TargetId) -> Result<&'a str, TargetError> {
+        let ours = format!("{}:{}", self.engine.config.host, self.engine.config.port);
+        if id.kind() == "sam" && id.scope() != ours {
+            return Err(target_err(Error::InvalidInput(format!(
+                "{id} belongs to another host than this target ({ours})"
+            ))));
+        }
+        Ok(id.account())
+    }
+}
+
 #[async_trait]
 impl RotationTarget for SamTarget {
     async fn set_password_as_admin(
@@ -732,7 +861,7 @@ impl RotationTarget for SamTarget {
         new_password: &SecretString,
     ) -> Result<(), TargetError> {
         self.engine
-            .reset(account.account(), new_password)
+            .reset(self.account(account)?, new_password)
             .await
             .map_err(target_err)
     }
@@ -744,7 +873,7 @@ impl RotationTarget for SamTarget {
         new_password: &SecretString,
     ) -> Result<(), TargetError> {
         self.engine
-            .change(account.account(), current_password, new_password)
+            .change(self.account(account)?, current_password, new_password)
             .await
             .map_err(target_err)
     }
@@ -755,14 +884,14 @@ impl RotationTarget for SamTarget {
         password: &SecretString,
     ) -> Result<bool, TargetError> {
         self.engine
-            .verify(account.account(), password)
+            .verify(self.account(account)?, password)
             .await
             .map_err(target_err)
     }
 
     async fn password_last_set(&self, account: &TargetId) -> Result<Option<Millis>, TargetError> {
         self.engine
-            .password_last_set(account.account())
+            .password_last_set(self.account(account)?)
             .await
             .map_err(target_err)
     }
@@ -799,6 +928,9 @@ mod tests {
         levels: Vec<ResetLevel>,
         changes: Vec<ChangeOp>,
         broken: bool,
+        stale_once: bool,
+        user_opens: usize,
+        closed: usize,
     }
 
     #[derive(Clone, Default)]
@@ -860,6 +992,7 @@ mod tests {
             }
         }
         async fn open_user(&mut self, _d: &Handle, _r: u32, _a: u32) -> Result<Handle, Error> {
+            self.sam.sam().user_opens += 1;
             Ok(Handle([9; 20]))
         }
         async fn query_user(&mut self, _u: &Handle) -> Result<UserFacts, Error> {
@@ -870,6 +1003,14 @@ mod tests {
                 locked,
                 password_last_set: 134_000_000_000_000_000,
             })
+        }
+        async fn query_user_flags(&mut self, u: &Handle) -> Result<UserFacts, Error> {
+            if std::mem::take(&mut self.sam.sam().stale_once) {
+                return Err(status(Call::Samr(47), NtStatus::INVALID_HANDLE));
+            }
+            let mut f = self.query_user(u).await?;
+            f.password_last_set = 0;
+            Ok(f)
         }
         async fn password_policy(&mut self, _d: &Handle) -> Result<HostPasswordPolicy, Error> {
             self.alive()?;
@@ -959,7 +1100,9 @@ mod tests {
                 _ => Err(status(Call::SessionSetup, NtStatus::LOGON_FAILURE)),
             }
         }
-        async fn close(&self, _s: FakeSession) {}
+        async fn close(&self, _s: FakeSession, h: Vec<Handle>, _background: bool) {
+            self.sam().closed += h.len();
+        }
     }
 
     fn engine(
@@ -1019,6 +1162,21 @@ mod tests {
         e.reset("svc1", &sv("New-Pass-22!")).await.unwrap();
         e.reset("svc1", &sv("New-Pass-23!")).await.unwrap();
         assert_eq!((fake.sam().opens, e.idle()), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn user_handles_are_kept_and_a_stale_one_is_replaced() {
+        let (e, fake) = engine(|b| b);
+        e.reset("svc1", &sv("New-Pass-22!")).await.unwrap();
+        e.reset("svc1", &sv("New-Pass-23!")).await.unwrap();
+        assert_eq!(fake.sam().user_opens, 1);
+        fake.sam().stale_once = true;
+        e.reset("svc1", &sv("New-Pass-24!")).await.unwrap();
+        assert_eq!(fake.sam().user_opens, 2);
+        assert_eq!(fake.sam().levels.len(), 3);
+        // Closing the pool closes the kept user handle, the domain and the server.
+        e.close_idle().await;
+        assert_eq!(fake.sam().closed, 3);
     }
 
     #[tokio::test]

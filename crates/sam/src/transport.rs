@@ -77,6 +77,15 @@ impl Observed {
         self.session_hash.as_ref().filter(|_| self.complete)
     }
 
+    /// Drops the NTLM messages once the key is derived (the AUTHENTICATE message
+    /// would allow an offline guess of the password).
+    pub(crate) fn forget(&mut self) {
+        self.authenticate.zeroize();
+        self.authenticate = Vec::new();
+        self.challenge.zeroize();
+        self.challenge = Vec::new();
+    }
+
     fn chain(prev: &[u8; 64], frame: &[u8]) -> [u8; 64] {
         let mut h = Sha512::new();
         h.update(prev);

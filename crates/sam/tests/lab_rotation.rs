@@ -256,6 +256,7 @@ async fn verify_is_false_only_for_a_wrong_password() {
             .build()
             .unwrap(),
     );
+    let id = t.target_id("cwlocal1").unwrap();
     let e = t.verify(&id, &known("cwlocal1")).await.unwrap_err();
     assert_eq!(e.kind(), TargetErrorKind::Unavailable, "{e}");
 }
@@ -286,4 +287,39 @@ async fn host_policy_is_read() {
 #[tokio::test]
 async fn status_codes_are_named() {
     assert_eq!(NtStatus::LOGON_FAILURE.name(), Some("STATUS_LOGON_FAILURE"));
+}
+
+#[tokio::test]
+async fn admin_name_forms_all_log_on() {
+    let Some(l) = lab() else { return };
+    for name in [
+        l.admin.clone(),
+        format!(".\\{}", l.admin),
+        format!("{}\\{}", l.netbios_name, l.admin),
+    ] {
+        let t = SamTarget::new(
+            SamConfig::builder(l.host.clone())
+                .port(l.port)
+                .admin(name.clone(), l.admin_password.clone())
+                .build()
+                .unwrap(),
+        );
+        // Reading the policy needs the whole chain: logon, application key, SAMR.
+        let p = t.host_password_policy().await;
+        assert!(p.is_ok(), "{name}: {p:?}");
+        t.close().await;
+    }
+}
+
+#[tokio::test]
+async fn ids_of_another_host_are_refused() {
+    let Some(l) = lab() else { return };
+    let t = target(&l);
+    let other = credwheel_state::TargetId::new("sam", "other-host:445", "cwlocal1").unwrap();
+    let e = t
+        .set_password_as_admin(&other, &SecretString::from("Never-Applied-1!x".to_owned()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), TargetErrorKind::Denied, "{e}");
+    assert!(e.message().contains("another host"));
 }
