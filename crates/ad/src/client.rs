@@ -661,6 +661,10 @@ pub enum HealthStatus {
     MustChangePassword,
     /// Logon not permitted now or from here.
     LogonRestricted,
+    /// The stored password still binds, but the directory's password was changed
+    /// after our last rotation: AD (and Samba) accept the previous password for a
+    /// while, so it will stop working ([`Roles::health`](crate::Roles::health)).
+    ChangedElsewhere,
 }
 
 /// A health check's result. No secrets.
@@ -703,6 +707,11 @@ impl Health {
             disabled: account.map(Account::is_disabled),
             password_last_set: account.and_then(Account::password_last_set),
         })
+    }
+
+    pub(crate) fn with_status(mut self, status: HealthStatus) -> Self {
+        self.status = status;
+        self
     }
 
     /// The verdict.

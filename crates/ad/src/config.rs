@@ -52,6 +52,8 @@ impl Transport {
 pub struct DcUrl {
     url: String,
     transport: Transport,
+    host: String,
+    port: u16,
 }
 
 impl DcUrl {
@@ -63,6 +65,16 @@ impl DcUrl {
     /// How the connection is secured.
     pub fn transport(&self) -> Transport {
         self.transport
+    }
+
+    /// The host (without brackets for IPv6).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port (636 for `ldaps://`, 389 for `ldap://` unless given).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 }
 
@@ -417,9 +429,36 @@ fn parse_url(u: &str, allow_plaintext: bool) -> Result<DcUrl> {
             "URL {u:?}: expected scheme://host[:port] with nothing after the host"
         )));
     }
+    let default_port = if transport == Transport::Ldaps {
+        636
+    } else {
+        389
+    };
+    let bad_port = || Error::config(format!("URL {u:?}: invalid port"));
+    let (h, port) = if let Some(rest) = host.strip_prefix('[') {
+        let (h, after) = rest
+            .split_once(']')
+            .ok_or_else(|| Error::config(format!("URL {u:?}: unterminated IPv6 address")))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| bad_port())?,
+            None if after.is_empty() => default_port,
+            None => return Err(bad_port()),
+        };
+        (h.to_owned(), port)
+    } else {
+        match host.split_once(':') {
+            Some((h, p)) => (h.to_owned(), p.parse().map_err(|_| bad_port())?),
+            None => (host.to_owned(), default_port),
+        }
+    };
+    if h.is_empty() || port == 0 {
+        return Err(bad_port());
+    }
     Ok(DcUrl {
         url: format!("{}{host}", &lower[..scheme_len]),
         transport,
+        host: h,
+        port,
     })
 }
 
@@ -568,6 +607,12 @@ mod tests {
         assert_eq!(c.urls()[0].transport(), Transport::Ldaps);
         assert_eq!(c.urls()[1].transport(), Transport::StartTls);
         assert_eq!(c.urls()[1].url(), "ldap://dc2");
+        assert_eq!((c.urls()[0].host(), c.urls()[0].port()), ("dc1", 636));
+        assert_eq!(c.urls()[1].port(), 389);
+        let c = base().url("ldaps://[::1]:1636").build().unwrap();
+        assert_eq!((c.urls()[0].host(), c.urls()[0].port()), ("::1", 1636));
+        assert!(base().url("ldaps://dc1:x").build().is_err());
+        assert!(base().url("ldaps://[::1").build().is_err());
         assert_eq!(c.domain(), "example.com");
         let c = base()
             .url("LDAP://dc2/")

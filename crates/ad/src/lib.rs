@@ -17,7 +17,9 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use credwheel_ad::{AccountRef, AdClient, AdTarget, Config};
-//! use credwheel_state::{Key, MemoryStore, RotationMethod, Rotator, RotatorConfig, Sealer};
+//! use credwheel_state::{
+//!     Key, MemoryStore, RotateOptions, RotationMethod, Rotator, RotatorConfig, Schedule, Sealer,
+//! };
 //! use secrecy::SecretString;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -40,8 +42,54 @@
 //!     Arc::new(Sealer::new("k1", Key::generate()?)?),
 //!     RotatorConfig::with_holder("example"),
 //! );
-//! rotator.enroll(&id, &SecretString::from("known current password"), None).await?;
-//! rotator.rotate(&target, &id, &policy, RotationMethod::AdminReset).await?;
+//! rotator.enroll(&id, &SecretString::from("known current password"), Schedule::None).await?;
+//! rotator
+//!     .rotate(&target, &id, &policy, RotateOptions::new(RotationMethod::AdminReset))
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Roles and the check-out library
+//!
+//! [`Roles`] serves Vault AD engine semantics over any `credwheel_state` store:
+//! `creds(role)` returns user name, current and last password, when it was set and
+//! when it expires; a read past the TTL rotates first, exactly once however many
+//! readers (in one process or many sharing the store); roles are stored in the
+//! store's configuration documents; import with a known password or rotate at
+//! import (the default); self-managed roles change their own password;
+//! out-of-band changes (AD's `pwdLastSet` later than our baseline plus 5 s) are
+//! healed; [`Roles::rotate_role`] and [`Roles::rotate_root`].
+//!
+//! [`Library`] lends service accounts from sets (Vault's library): at most one
+//! borrower per account, a rotation at every check-in, expiry check-in by a
+//! reaper task and lazily, check-in enforcement, forced check-in, and a typed
+//! [`ErrorKind::NoAccountsAvailable`]. A check-in whose rotation fails leaves the
+//! account unavailable, never lent with its old password.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use credwheel_ad::{AccountRef, AdClient, AdTarget, Config, RoleSpec, Roles, RolesConfig};
+//! use credwheel_state::{Key, Rotator, RotatorConfig, Sealer, SqliteStore};
+//! use secrecy::{ExposeSecret, SecretString};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let config = Config::builder().url("ldaps://dc1").bind("CN=a,DC=example,DC=com", SecretString::from("x")).base_dn("DC=example,DC=com").build()?;
+//! let target = Arc::new(AdTarget::new(AdClient::new(config)?));
+//! let store = Arc::new(SqliteStore::open("/var/lib/credwheel/state.db", Default::default())?);
+//! let rotator = Arc::new(Rotator::new(
+//!     store,
+//!     Arc::new(Sealer::new("k1", Key::from_file("/etc/credwheel/key")?)?),
+//!     RotatorConfig::default(),
+//! ));
+//! let roles = Roles::open(target, rotator, RolesConfig::default()).await?;
+//! roles
+//!     .create_role(RoleSpec::new("web", AccountRef::upn("svc-web@example.com"), "10h")?)
+//!     .await?;
+//! let creds = roles.creds("web").await?; // rotates first once the 10 h are over
+//! println!("{} until {:?}", creds.username, creds.expires_at);
+//! # let _ = creds.current.expose_secret();
 //! # Ok(())
 //! # }
 //! ```
@@ -82,7 +130,10 @@
 //! names, DNs and controller URLs, never a password. Counters and a histogram go
 //! through the `metrics` facade: `credwheel_ad_operations_total{op,outcome}`,
 //! `credwheel_ad_failures_total{op,kind}`, `credwheel_ad_operation_ms{op}`,
-//! `credwheel_ad_target_calls_total{op,outcome}`,
+//! `credwheel_ad_target_calls_total{op,outcome}`, `credwheel_ad_password_changes_total{method}`,
+//! `credwheel_ad_password_change_failures_total{method,kind}`,
+//! `credwheel_ad_checkouts_total{set}`, `credwheel_ad_checkout_unavailable_total{set}`,
+//! `credwheel_ad_checkins_total{set,outcome}`, `credwheel_ad_out_of_band_changes_total`,
 //! `credwheel_ad_connections_opened_total`, `credwheel_ad_failovers_total`.
 //!
 //! # Security considerations
@@ -97,6 +148,9 @@
 //!   inject into a filter. An explicit DN is used as given, never re-resolved.
 //! - An empty password is never sent in a bind (LDAP would treat it as an
 //!   anonymous bind that "succeeds").
+//! - What can panic: nothing in this crate on any input or server answer; `ldap3`
+//!   itself panics if a server sends a search entry that is not valid BER
+//!   (`SearchEntry::construct`).
 //! - Verification binds count as logons: a wrong password adds to the account's
 //!   bad-password count and can lock it out.
 #![deny(missing_docs)]
@@ -116,6 +170,6 @@ pub use client::{AdClient, Health, HealthStatus};
 pub use config::{Builder, Config, DcUrl, TlsVersion, Transport};
 pub use domain_policy::{AD_MAX_PASSWORD_LENGTH, PasswordRules, RulesSource};
 pub use error::{Error, ErrorKind, PolicyViolation, Result};
-pub use library::{AccountStatus, CheckedIn, CheckedOut, Library, SetOptions};
+pub use library::{AccountStatus, CheckedIn, CheckedOut, Library, SET_POLICY_KIND, SetOptions};
 pub use roles::{Import, MAX_ROLE_NAME, ROLE_KIND, Role, RoleCreds, RoleSpec, Roles, RolesConfig};
 pub use target::{AdTarget, TARGET_KIND};

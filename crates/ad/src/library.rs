@@ -54,6 +54,7 @@ pub struct SetOptions {
     ttl: Duration,
     max_ttl: Duration,
     disable_enforcement: bool,
+    policy_hcl: Option<String>,
 }
 
 impl Default for SetOptions {
@@ -62,6 +63,7 @@ impl Default for SetOptions {
             ttl: Duration::from_secs(86_400),
             max_ttl: Duration::from_secs(86_400),
             disable_enforcement: false,
+            policy_hcl: None,
         }
     }
 }
@@ -86,12 +88,19 @@ impl SetOptions {
             ttl,
             max_ttl,
             disable_enforcement: false,
+            policy_hcl: None,
         })
     }
 
     /// Let anyone check an account in, not only its borrower.
     pub fn disable_check_in_enforcement(mut self, on: bool) -> Self {
         self.disable_enforcement = on;
+        self
+    }
+
+    /// The set's own password policy (Vault HCL); default: the library's.
+    pub fn policy_hcl(mut self, hcl: impl Into<String>) -> Self {
+        self.policy_hcl = Some(hcl.into());
         self
     }
 
@@ -196,6 +205,15 @@ impl fmt::Debug for Library {
 
 const METHOD: RotationMethod = RotationMethod::AdminReset;
 
+/// The kind under which a set's own password policy is stored as a configuration
+/// document (`{"policy": "<Vault HCL>"}`).
+pub const SET_POLICY_KIND: &str = "ad.set-policy";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SetPolicyDoc {
+    policy: String,
+}
+
 impl Library {
     /// A library over `target` and `rotator`, generating passwords with `policy`
     /// (checked against the domain's rules when a set is created).
@@ -209,6 +227,53 @@ impl Library {
 
     fn now(&self) -> Millis {
         self.rotator.clock().now()
+    }
+
+    /// The password policy of a set: its own (stored) or the library's.
+    async fn policy_for(&self, name: &str) -> Result<Arc<Policy>> {
+        match self.rotator.store().get_config(SET_POLICY_KIND, name).await {
+            Ok(doc) => {
+                let d: SetPolicyDoc = serde_json::from_slice(&doc.body).map_err(|e| {
+                    Error::new(ErrorKind::Store, "malformed set policy document")
+                        .with_diagnostic(e.to_string())
+                })?;
+                Ok(Arc::new(Policy::from_vault_hcl(&d.policy).map_err(
+                    |e| Error::config(format!("stored set policy: {e}")),
+                )?))
+            }
+            Err(StateError::NotFound(_)) => Ok(self.policy.clone()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Validates and stores (or removes) a set's own policy.
+    async fn store_policy(&self, name: &str, hcl: Option<&str>) -> Result<()> {
+        let store = self.rotator.store();
+        let existing = match store.get_config(SET_POLICY_KIND, name).await {
+            Ok(d) => Some(d.version),
+            Err(StateError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        match hcl {
+            Some(h) => {
+                let policy = Policy::from_vault_hcl(h)
+                    .map_err(|e| Error::config(format!("set password policy: {e}")))?;
+                self.target.client().validate_policy(&policy, None).await?;
+                let body = serde_json::to_vec(&SetPolicyDoc {
+                    policy: h.to_owned(),
+                })
+                .map_err(|e| Error::config(format!("set policy document: {e}")))?;
+                store
+                    .put_config(SET_POLICY_KIND, name, &body, existing.unwrap_or(0))
+                    .await?;
+            }
+            None => {
+                if let Some(v) = existing {
+                    store.delete_config(SET_POLICY_KIND, name, v).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn name_of(&self, id: &TargetId) -> String {
@@ -241,11 +306,27 @@ impl Library {
         let span = tracing::info_span!("ad.create_set", set = %name);
         async {
             check_name(name)?;
-            self.target
-                .client()
-                .validate_policy(&self.policy, None)
-                .await?;
+            if options.policy_hcl.is_none() {
+                self.target
+                    .client()
+                    .validate_policy(&self.policy, None)
+                    .await?;
+            }
             let ids = self.ids(accounts).await?;
+            match self.rotator.store().get_set(name).await {
+                Ok(_) => {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        "a set of this name exists",
+                    ));
+                }
+                // A new set: its policy document (if any) belongs to it.
+                Err(StateError::NotFound(_)) => {
+                    self.store_policy(name, options.policy_hcl.as_deref())
+                        .await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
             self.rotator
                 .store()
                 .put_set(name, &options.to_config()?, 0)
@@ -319,6 +400,8 @@ impl Library {
     /// Changes a set's settings.
     pub async fn update_set(&self, name: &str, options: &SetOptions) -> Result<()> {
         let info = self.rotator.store().get_set(name).await?;
+        self.store_policy(name, options.policy_hcl.as_deref())
+            .await?;
         self.rotator
             .store()
             .put_set(name, &options.to_config()?, info.version)
@@ -329,23 +412,21 @@ impl Library {
     /// Deletes a set (refused while an account is lent).
     pub async fn delete_set(&self, name: &str) -> Result<()> {
         let info = self.rotator.store().get_set(name).await?;
-        self.rotator
-            .store()
-            .delete_set(name, info.version)
-            .await
-            .map_err(Into::into)
+        self.rotator.store().delete_set(name, info.version).await?;
+        self.store_policy(name, None).await
     }
 
     /// Rotates members waiting in `returning` (new, or a failed check-in).
     async fn settle_returning(&self, name: &str, p: Precondition) -> Result<usize> {
         let mut n = 0;
+        let policy = self.policy_for(name).await?;
         for m in self.rotator.store().set_members(name).await? {
             if m.state != MemberState::Returning {
                 continue;
             }
             match self
                 .rotator
-                .complete_return(&*self.target, &m, &*self.policy, METHOD, p)
+                .complete_return(&*self.target, &m, &*policy, METHOD, p)
                 .await
             {
                 Ok(c) if c.member.state == MemberState::Available => n += 1,
@@ -466,17 +547,12 @@ impl Library {
         borrower: Option<&str>,
     ) -> Result<Vec<CheckedIn>> {
         let mut out = Vec::with_capacity(members.len());
+        let policy = self.policy_for(name).await?;
         for m in members {
             let Some(lease) = &m.lease else { continue };
             let r = self
                 .rotator
-                .check_in(
-                    &*self.target,
-                    &lease.lease_id,
-                    borrower,
-                    &*self.policy,
-                    METHOD,
-                )
+                .check_in(&*self.target, &lease.lease_id, borrower, &*policy, METHOD)
                 .await?;
             let available = matches!(r.rotation, RotationOutcome::Rotated { .. })
                 && r.member.state == MemberState::Available;
@@ -592,12 +668,13 @@ impl Library {
             if member.state != MemberState::Returning {
                 return Ok(member.state == MemberState::Available);
             }
+            let policy = self.policy_for(name).await?;
             let outcome = self
                 .rotator
                 .reconcile(
                     &*self.target,
                     &id,
-                    &*self.policy,
+                    &*policy,
                     credwheel_state::ReconcileMethod::AdminReset,
                 )
                 .await?;
@@ -623,9 +700,10 @@ impl Library {
             if only.is_some_and(|s| s != lease.set) {
                 continue;
             }
+            let policy = self.policy_for(&lease.set).await?;
             match self
                 .rotator
-                .check_in(&*self.target, &lease.lease_id, None, &*self.policy, METHOD)
+                .check_in(&*self.target, &lease.lease_id, None, &*policy, METHOD)
                 .await
             {
                 Ok(r) => {

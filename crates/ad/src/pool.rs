@@ -71,14 +71,30 @@ const PROBE_AFTER: Duration = Duration::from_secs(30);
 
 impl ConnManager {
     pub(crate) async fn open(&self) -> Result<Ldap> {
+        let context = "connecting to the domain controller";
+        let timed_out = || Error::new(ErrorKind::Timeout, context);
+        let started = tokio::time::Instant::now();
+        // Our own TCP connect, so that Nagle's algorithm is off: an LDAP request is
+        // one small write answered by the server, and delayed ACKs must not hold it.
+        let tcp = tokio::net::TcpStream::connect((self.dc.host(), self.dc.port()));
+        let tcp = tokio::time::timeout(self.connect_timeout, tcp)
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| Error::new(ErrorKind::Connect, context).with_diagnostic(e.to_string()))?;
+        let std = tcp
+            .set_nodelay(true)
+            .and_then(|()| tcp.into_std())
+            .map_err(|e| Error::new(ErrorKind::Connect, context).with_diagnostic(e.to_string()))?;
         let mut settings = LdapConnSettings::new()
             .set_conn_timeout(self.connect_timeout)
-            .set_config(self.tls.clone());
+            .set_config(self.tls.clone())
+            .set_std_stream(ldap3::StdStream::Tcp(std));
         if self.dc.transport() == Transport::StartTls {
             settings = settings.set_starttls(true);
         }
         let connect = LdapConnAsync::with_settings(settings, self.dc.url());
-        let (conn, ldap) = match tokio::time::timeout(self.connect_timeout, connect).await {
+        let left = self.connect_timeout.saturating_sub(started.elapsed());
+        let (conn, ldap) = match tokio::time::timeout(left, connect).await {
             Ok(r) => r.map_err(|e| from_ldap3(e, "connecting to the domain controller"))?,
             Err(_) => {
                 return Err(Error::new(

@@ -654,6 +654,38 @@ impl Roles {
         .await
     }
 
+    /// Health of the role's stored password: does it bind, and if not, why
+    /// (wrong, locked, disabled, expired); and whether the directory's password
+    /// was changed after our last rotation (then the stored one may only bind
+    /// because AD accepts the previous password for a while). Never rotates.
+    pub async fn health(&self, name: &str) -> Result<crate::Health> {
+        let role = self.role(name).await?;
+        let id = self.id(&role.account)?;
+        let rec = self.rotator.store().get_record(&id).await?;
+        let creds = self.rotator.credentials(&id).await?;
+        let health = self
+            .target
+            .client()
+            .health(&role.account, creds.current())
+            .await?;
+        // A bind alone cannot tell: the previous password keeps binding for a while.
+        let tolerance = i64::try_from(self.config.drift_tolerance.as_millis()).unwrap_or(i64::MAX);
+        if health.is_ok()
+            && let (Some(base), Some(now_set)) =
+                (rec.target_set_at, self.target.last_set(&id).await?)
+            && now_set > base.saturating_add(tolerance)
+        {
+            return Ok(health.with_status(crate::HealthStatus::ChangedElsewhere));
+        }
+        Ok(health)
+    }
+
+    /// Unlocks the role's account (clears `lockoutTime`), as Vault's `unlock`.
+    pub async fn unlock(&self, name: &str) -> Result<()> {
+        let role = self.role(name).await?;
+        self.target.client().unlock(&role.account).await
+    }
+
     fn root_id(&self) -> Result<TargetId> {
         let dn = self.target.client().config().bind_dn().clone();
         self.id(&AccountRef::Dn(dn))

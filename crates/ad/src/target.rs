@@ -151,6 +151,18 @@ impl AdTarget {
         let outcome = if r.is_ok() { "ok" } else { "error" };
         metrics::counter!("credwheel_ad_target_calls_total", "op" => op, "outcome" => outcome)
             .increment(1);
+        if matches!(op, "reset" | "change") {
+            match r {
+                Ok(_) => metrics::counter!("credwheel_ad_password_changes_total", "method" => op)
+                    .increment(1),
+                Err(e) => metrics::counter!(
+                    "credwheel_ad_password_change_failures_total",
+                    "method" => op,
+                    "kind" => e.label()
+                )
+                .increment(1),
+            }
+        }
     }
 
     /// [`RotationTarget::set_password_as_admin`] with this crate's error type.

@@ -45,6 +45,7 @@ async fn borrowers_never_share_an_account_and_none_left_is_typed() {
             witness_password_writes(&lab, &dn_of(&lab, n))
         })
         .collect();
+    let counters = install_counters();
     let lib = library(&lab);
     let accounts: Vec<AccountRef> = names.iter().map(|n| AccountRef::sam(*n)).collect();
     let status = lib
@@ -86,6 +87,14 @@ async fn borrowers_never_share_an_account_and_none_left_is_typed() {
     }
     assert_eq!(lent.len(), 3);
     assert_eq!(unavailable, 7);
+    let counted = counters.0.lock().unwrap().clone();
+    assert_eq!(
+        counted
+            .iter()
+            .filter(|c| *c == "credwheel_ad_checkout_unavailable_total{set=pool}")
+            .count(),
+        7
+    );
     let status = lib.status("pool").await.unwrap();
     assert!(status.iter().all(|s| !s.available && s.borrower.is_some()));
     let n = lib.force_check_in("pool", &[]).await.unwrap();
@@ -242,4 +251,97 @@ async fn a_failed_check_in_rotation_never_lends_the_old_password() {
     let again = lib.check_out("fail", "bob", None).await.unwrap();
     assert!(witness_binds(&lab, &dn, again.password.expose_secret()));
     reset(&lab, "svc-app3");
+}
+
+#[tokio::test]
+async fn the_reaper_task_checks_expired_leases_in() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let _g = lock("svc-app1").await;
+    reset(&lab, "svc-app1");
+    let dn = dn_of(&lab, "svc-app1");
+    let rotator = Arc::new(Rotator::new(
+        Arc::new(MemoryStore::new()),
+        Arc::new(Sealer::new("k1", Key::generate().unwrap()).unwrap()),
+        RotatorConfig::with_holder("reaper-test"),
+    ));
+    let lib = Arc::new(Library::new(
+        Arc::new(AdTarget::new(admin(&lab))),
+        rotator.clone(),
+        AdComplexity::new(20).build().unwrap(),
+    ));
+    lib.create_set(
+        "reaped",
+        &[AccountRef::sam("svc-app1")],
+        &SetOptions::default(),
+    )
+    .await
+    .unwrap();
+    let reaper = lib.spawn_reaper(Duration::from_millis(200));
+    let lent = lib
+        .check_out("reaped", "alice", Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    let writes = witness_password_writes(&lab, &dn);
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    // Read the store directly: no lazy check-in by the library here.
+    let members = rotator.store().set_members("reaped").await.unwrap();
+    reaper.abort();
+    assert_eq!(members[0].state, credwheel_state::MemberState::Available);
+    assert_eq!(witness_password_writes(&lab, &dn), writes + 1);
+    let creds = rotator.credentials(&members[0].account).await.unwrap();
+    assert_ne!(
+        creds.current().expose_secret(),
+        lent.password.expose_secret()
+    );
+    assert!(witness_binds(&lab, &dn, creds.current().expose_secret()));
+    reset(&lab, "svc-app1");
+}
+
+#[tokio::test]
+async fn a_set_can_have_its_own_password_policy() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let _g = lock("svc-app2").await;
+    reset(&lab, "svc-app2");
+    let lib = library(&lab);
+    let hcl = r#"
+        length = 32
+        rule "charset" { charset = "abcdefghijklmnopqrstuvwxyz" min-chars = 1 }
+        rule "charset" { charset = "ABCDEFGHIJKLMNOPQRSTUVWXYZ" min-chars = 1 }
+        rule "charset" { charset = "0123456789" min-chars = 1 }
+    "#;
+    // A policy the domain would refuse is a configuration error up front.
+    let e = lib
+        .create_set(
+            "weak",
+            &[AccountRef::sam("svc-app2")],
+            &SetOptions::default().policy_hcl(
+                r#"length = 30
+                rule "charset" { charset = "abcdefghijklmnopqrstuvwxyz" min-chars = 1 }"#,
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    lib.create_set(
+        "long",
+        &[AccountRef::sam("svc-app2")],
+        &SetOptions::default().policy_hcl(hcl),
+    )
+    .await
+    .unwrap();
+    let c = lib.check_out("long", "alice", None).await.unwrap();
+    assert_eq!(c.password.expose_secret().chars().count(), 32);
+    assert!(witness_binds(
+        &lab,
+        &dn_of(&lab, "svc-app2"),
+        c.password.expose_secret()
+    ));
+    lib.check_in("long", "alice", &[]).await.unwrap();
+    let c = lib.check_out("long", "bob", None).await.unwrap();
+    assert_eq!(c.password.expose_secret().chars().count(), 32);
+    reset(&lab, "svc-app2");
 }

@@ -299,6 +299,17 @@ async fn untrusted_ca_is_a_tls_error() {
     assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
     assert_eq!(e.target_kind(), TargetErrorKind::Unavailable);
     assert_eq!(before, witness_pwd_last_set(&lab, &dn));
+
+    // Only the explicitly dangerous option connects without verification.
+    let insecure = Config::builder()
+        .url(&lab.url)
+        .base_dn(&lab.base_dn)
+        .bind(&lab.admin_dn, lab.admin_password.clone())
+        .danger_disable_certificate_verification()
+        .build()
+        .unwrap();
+    assert!(!insecure.verifies_certificates());
+    AdClient::new(insecure).unwrap().check_bind().await.unwrap();
 }
 
 #[tokio::test]
@@ -515,6 +526,35 @@ async fn health_tells_wrong_disabled_and_must_change_apart() {
     let h = client.health(&r, &lab.account_password).await.unwrap();
     assert_eq!(h.status(), HealthStatus::MustChangePassword, "{h:?}");
     reset(&lab, "svc-app6");
+
+    // accountExpires in the past (1970): data 701. Restored to "never" with the
+    // same tool (samba-tool's --noexpiry would also set "password never expires").
+    let set_expiry = |value: &str| {
+        let ldif = format!(
+            "dn: {}\nchangetype: modify\nreplace: accountExpires\naccountExpires: {value}\n",
+            dn_of(&lab, "svc-app6")
+        );
+        let mut child = Command::new("ldapmodify")
+            .env("LDAPTLS_CACERT", &lab.ca_pem)
+            .args(["-H", "ldaps://127.0.0.1", "-x", "-D", &lab.admin_dn, "-w"])
+            .arg(lab.admin_password.expose_secret())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(ldif.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    set_expiry("116444736000000000");
+    let h = client.health(&r, &lab.account_password).await;
+    set_expiry("9223372036854775807");
+    assert_eq!(h.unwrap().status(), HealthStatus::AccountExpired);
     assert!(
         client
             .health(&r, &lab.account_password)
@@ -648,18 +688,10 @@ async fn sigkill_mid_rotation_recovers() {
             sealer.clone(),
             RotatorConfig::with_holder("crash-parent"),
         );
-        match rotator
+        rotator
             .enroll(&id, &lab.account_password, Schedule::None)
             .await
-        {
-            Ok(_) => {}
-            // The SQLite store is being moved to the new record schema.
-            Err(credwheel_state::StateError::Unavailable(m)) if m.contains("new schema") => {
-                eprintln!("skipping: SqliteStore: {m}");
-                return;
-            }
-            Err(e) => panic!("{e}"),
-        }
+            .unwrap();
     }
 
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -754,62 +786,6 @@ impl tracing::Subscriber for Capture {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
-/// Counts every counter increment by name and labels.
-#[derive(Default)]
-struct Counters(std::sync::Mutex<Vec<String>>);
-
-struct OneCounter(String, &'static Counters);
-impl metrics::CounterFn for OneCounter {
-    fn increment(&self, _: u64) {
-        self.1.0.lock().unwrap().push(self.0.clone());
-    }
-    fn absolute(&self, _: u64) {}
-}
-
-impl metrics::Recorder for &'static Counters {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        let labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        metrics::Counter::from_arc(Arc::new(OneCounter(
-            format!("{}{{{}}}", key.name(), labels.join(",")),
-            self,
-        )))
-    }
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
-    }
-    fn register_histogram(
-        &self,
-        _: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        metrics::Histogram::noop()
-    }
-}
-
 #[tokio::test]
 async fn spans_logs_and_metrics_never_carry_passwords() {
     let Some(lab) = credwheel_testlab::ad() else {
@@ -817,8 +793,7 @@ async fn spans_logs_and_metrics_never_carry_passwords() {
     };
     let _g = lock("svc-app5").await;
     reset(&lab, "svc-app5");
-    static COUNTERS: std::sync::LazyLock<Counters> = std::sync::LazyLock::new(Counters::default);
-    metrics::set_global_recorder(&*COUNTERS).unwrap();
+    let counters = install_counters();
     let capture = Capture::default();
     let guard = tracing::subscriber::set_default(capture.clone());
 
@@ -847,7 +822,7 @@ async fn spans_logs_and_metrics_never_carry_passwords() {
     ] {
         assert!(!logs.contains(secret), "a password reached the logs");
     }
-    let counted = COUNTERS.0.lock().unwrap().join("\n");
+    let counted = counters.0.lock().unwrap().join("\n");
     assert!(
         counted.contains("credwheel_ad_operations_total{op=reset_password,outcome=ok}"),
         "{counted}"
@@ -856,6 +831,216 @@ async fn spans_logs_and_metrics_never_carry_passwords() {
         counted
             .contains("credwheel_ad_failures_total{op=change_password,kind=invalid_credentials}"),
         "{counted}"
+    );
+    reset(&lab, "svc-app5");
+}
+
+#[tokio::test]
+async fn unlock_after_rotation_clears_a_lockout() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let _g = lock("svc-app4").await;
+    reset(&lab, "svc-app4");
+    let dn = dn_of(&lab, "svc-app4");
+    let client = AdClient::new(
+        base(&lab)
+            .bind(&lab.admin_dn, lab.admin_password.clone())
+            .unlock_after_rotation(true)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let r = AccountRef::sam("svc-app4");
+    let wrong = SecretString::from("Wrong-Pass-123!");
+    for _ in 0..3 {
+        assert!(!client.verify_password(&r, &wrong).await.unwrap());
+    }
+    assert!(client.find_account(&r).await.unwrap().is_locked());
+    let target = AdTarget::new(client.clone());
+    let id = target.id(&r).unwrap();
+    let pw = new_password();
+    target.reset(&id, &pw).await.unwrap();
+    assert!(!client.find_account(&r).await.unwrap().is_locked());
+    assert!(witness_binds(&lab, &dn, pw.expose_secret()));
+    reset(&lab, "svc-app4");
+}
+
+#[tokio::test]
+async fn binds_fall_back_to_the_last_bind_password() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let _g = lock("svc-app1").await;
+    reset(&lab, "svc-app1");
+    let client = AdClient::new(
+        base(&lab)
+            .bind(dn_of(&lab, "svc-app1"), lab.account_password.clone())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    // As if the bind password had just been changed on another DC: the new one is
+    // not known here yet, the previous (configured) one still works.
+    client.set_bind_password(SecretString::from("Not-Yet-Replicated-1!"));
+    client.check_bind().await.unwrap();
+    // Without a working fallback the bind fails with a typed error.
+    let fresh = AdClient::new(
+        base(&lab)
+            .bind(
+                dn_of(&lab, "svc-app1"),
+                SecretString::from("Wrong-Again-2!"),
+            )
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = fresh.check_bind().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidCredentials);
+}
+
+#[tokio::test]
+async fn an_account_stays_on_its_pinned_controller() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let _g = lock("svc-app3").await;
+    reset(&lab, "svc-app3");
+    // Two names of the one lab DC stand for two controllers.
+    let first = "ldaps://localhost:636";
+    let client = AdClient::new(
+        Config::builder()
+            .url(first)
+            .url(&lab.url)
+            .ca_pem_file(&lab.ca_pem)
+            .base_dn(&lab.base_dn)
+            .bind(&lab.admin_dn, lab.admin_password.clone())
+            .dc_pin_ttl(Duration::from_millis(1_500))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let target = AdTarget::new(client);
+    let id = target.id(&AccountRef::sam("svc-app3")).unwrap();
+    assert_eq!(target.pinned_dc(&id), None);
+    let pw = new_password();
+    target.reset(&id, &pw).await.unwrap();
+    assert_eq!(target.pinned_dc(&id).as_deref(), Some(first));
+    assert!(target.check(&id, &pw).await.unwrap());
+    assert!(target.last_set(&id).await.unwrap().is_some());
+    assert_eq!(target.pinned_dc(&id).as_deref(), Some(first));
+    tokio::time::sleep(Duration::from_millis(1_700)).await;
+    assert_eq!(target.pinned_dc(&id), None, "the pin lapses");
+    reset(&lab, "svc-app3");
+}
+
+/// A TCP relay to the DC that counts connections and can cut them all.
+struct Relay {
+    port: u16,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    async fn start(upstream: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (a, c) = (accepted.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut down, _) = listener.accept().await.unwrap();
+                a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let h = tokio::spawn(async move {
+                    let mut up = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
+                        .await
+                        .unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                });
+                c.lock().unwrap().push(h.abort_handle());
+            }
+        });
+        Self {
+            port,
+            accepted,
+            conns,
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Cuts every relayed connection (both sockets are dropped).
+    fn cut(&self) {
+        for h in self.conns.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_is_bounded_and_broken_connections_are_replaced() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let _g = lock("svc-app5").await;
+    reset(&lab, "svc-app5");
+    let relay = Relay::start(636).await;
+    // Same CA and SAN (localhost), through the relay.
+    let client = AdClient::new(
+        Config::builder()
+            .url(format!("ldaps://localhost:{}", relay.port))
+            .ca_pem_file(&lab.ca_pem)
+            .base_dn(&lab.base_dn)
+            .bind(&lab.admin_dn, lab.admin_password.clone())
+            .pool_size(2)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let r = AccountRef::sam("svc-app5");
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (client, r, pw) = (client.clone(), r.clone(), lab.account_password.clone());
+        tasks.push(tokio::spawn(async move {
+            if i % 4 == 0 {
+                assert!(client.verify_password(&r, &pw).await.unwrap());
+            } else {
+                client.find_account(&r).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let opened = relay.accepted();
+    assert!(
+        (2..=4).contains(&opened),
+        "2 pools of at most 2 connections, {opened} opened"
+    );
+
+    // Cut every connection under the pool's feet: the next operations reconnect.
+    relay.cut();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    client.find_account(&r).await.unwrap();
+    assert!(
+        client
+            .verify_password(&r, &lab.account_password)
+            .await
+            .unwrap()
+    );
+    let pw = new_password();
+    client.reset_password(&r, &pw).await.unwrap();
+    assert!(witness_binds(
+        &lab,
+        &dn_of(&lab, "svc-app5"),
+        pw.expose_secret()
+    ));
+    assert!(
+        relay.accepted() > opened,
+        "new connections replaced the cut ones"
     );
     reset(&lab, "svc-app5");
 }

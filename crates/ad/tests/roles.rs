@@ -125,6 +125,16 @@ async fn import_rotates_by_default_and_rotate_role_keeps_the_last_password() {
     );
     assert!(witness_binds(&lab, &dn, c3.current.expose_secret()));
     assert_eq!(witness_password_writes(&lab, &dn), writes + 2);
+    assert!(roles.health("svc3").await.unwrap().is_ok());
+    roles.unlock("svc3").await.unwrap();
+    // Changed behind our back (later than the tolerance): the stored password
+    // still binds on Samba for a while, but the health check says what happened.
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    reset(&lab, "svc-app3");
+    assert_eq!(
+        roles.health("svc3").await.unwrap().status(),
+        credwheel_ad::HealthStatus::ChangedElsewhere
+    );
     assert_eq!(roles.list_roles().await.unwrap(), vec!["svc3".to_owned()]);
     let e = roles.creds("nope").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
@@ -191,7 +201,7 @@ async fn self_managed_role_rotates_with_its_own_password() {
             .unwrap(),
     )
     .unwrap();
-    let roles = roles(client, RolesConfig::default()).await;
+    let roles = roles(client, quick()).await;
     let spec = RoleSpec::new("selfie", AccountRef::sam("svc-app6"), "1h")
         .unwrap()
         .self_managed(true);
@@ -213,6 +223,12 @@ async fn self_managed_role_rotates_with_its_own_password() {
     let c2 = roles.creds("selfie").await.unwrap();
     assert_ne!(c.current.expose_secret(), c2.current.expose_secret());
     assert!(witness_binds(&lab, &dn, c2.current.expose_secret()));
+
+    // Reset elsewhere: a self-managed role cannot heal itself; it says so.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    reset(&lab, "svc-app6");
+    let e = roles.creds("selfie").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NeedsOperator, "{e}");
     reset(&lab, "svc-app6");
 }
 
@@ -274,4 +290,145 @@ async fn rotate_root_changes_the_bind_password_and_keeps_binding() {
     drop(other_roles);
     assert!(other.bind_health().await.unwrap().is_ok());
     reset(&lab, "svc-app1");
+}
+
+const PG_SCHEMA: &str = "cw_ad_roles_test";
+const PG_ROLE: &str = "pg-lazy";
+
+/// Roles over the lab's PostgreSQL (a schema of their own), or `None` to skip.
+async fn pg_roles(lab: &credwheel_testlab::AdLab) -> Option<Roles> {
+    let pg = credwheel_testlab::pg()?;
+    let mut opts = credwheel_state::PgOptions::default();
+    opts.schema = PG_SCHEMA.into();
+    let store = match credwheel_state::PgStore::connect(pg.url.expose_secret(), opts).await {
+        Ok(s) => s,
+        Err(e) => panic!("PgStore: {e}"),
+    };
+    let store: Arc<dyn StateStore> = Arc::new(store);
+    match Roles::open(
+        Arc::new(AdTarget::new(admin(lab))),
+        rotator(store),
+        RolesConfig::default(),
+    )
+    .await
+    {
+        Ok(r) => Some(r),
+        Err(e) => panic!("{e}"),
+    }
+}
+/// Child half of `four_processes_on_postgres_cause_one_write`: 50 concurrent
+/// readers once the parent says go; writes the record version they all saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run only as a child process of four_processes_on_postgres_cause_one_write"]
+async fn pg_child() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(std::env::var("CW_PG_DIR").unwrap());
+    let me = std::env::var("CW_PG_CHILD").unwrap();
+    let roles = Arc::new(pg_roles(&lab).await.unwrap());
+    roles.role(PG_ROLE).await.unwrap();
+    std::fs::write(dir.join(format!("ready-{me}")), b"").unwrap();
+    while !dir.join("go").exists() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let roles = roles.clone();
+            tokio::spawn(async move { roles.creds(PG_ROLE).await.unwrap() })
+        })
+        .collect();
+    let mut versions = std::collections::HashSet::new();
+    let mut passwords = std::collections::HashSet::new();
+    for t in tasks {
+        let c = t.await.unwrap();
+        versions.insert(c.version);
+        passwords.insert(c.current.expose_secret().to_owned());
+    }
+    assert_eq!(versions.len(), 1);
+    assert_eq!(passwords.len(), 1);
+    let v = versions.into_iter().next().unwrap();
+    std::fs::write(dir.join(format!("version-{me}")), v.to_string()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_on_postgres_cause_one_write() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let Some(roles) = pg_roles(&lab).await else {
+        return;
+    };
+    let _g = lock("svc-app2").await;
+    reset(&lab, "svc-app2");
+    let dn = dn_of(&lab, "svc-app2");
+    // Leftovers of an earlier run.
+    if roles.role(PG_ROLE).await.is_ok() {
+        roles.delete_role(PG_ROLE).await.unwrap();
+    }
+    let id = roles.target().id(&AccountRef::sam("svc-app2")).unwrap();
+    if let Ok(rec) = roles.rotator().store().get_record(&id).await {
+        roles
+            .rotator()
+            .store()
+            .delete_record(&id, rec.version)
+            .await
+            .unwrap();
+    }
+    roles
+        .create_role(
+            RoleSpec::new(PG_ROLE, AccountRef::sam("svc-app2"), "3s")
+                .unwrap()
+                .import(Import::Keep(lab.account_password.clone())),
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "pg_child", "--ignored", "--nocapture"])
+                .env("CW_PG_DIR", dir.path())
+                .env("CW_PG_CHILD", i.to_string())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let t0 = std::time::Instant::now();
+    while (0..4).any(|i| !dir.path().join(format!("ready-{i}")).exists()) {
+        assert!(t0.elapsed() < Duration::from_secs(60), "children not ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Past the TTL, then all 200 readers at once.
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
+    let writes = witness_password_writes(&lab, &dn);
+    std::fs::write(dir.path().join("go"), b"").unwrap();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "child: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let versions: std::collections::HashSet<String> = (0..4)
+        .map(|i| std::fs::read_to_string(dir.path().join(format!("version-{i}"))).unwrap())
+        .collect();
+    assert_eq!(
+        versions.len(),
+        1,
+        "all 200 readers in 4 processes saw one version"
+    );
+    assert_eq!(
+        witness_password_writes(&lab, &dn),
+        writes + 1,
+        "exactly one password write in the directory"
+    );
+    let c = roles.creds(PG_ROLE).await.unwrap();
+    assert_eq!(c.version.to_string(), *versions.iter().next().unwrap());
+    assert!(witness_binds(&lab, &dn, c.current.expose_secret()));
+    roles.delete_role(PG_ROLE).await.unwrap();
+    reset(&lab, "svc-app2");
 }

@@ -179,3 +179,67 @@ pub fn witness_password_writes(lab: &AdLab, dn: &str) -> u32 {
         .map(|o| u32_at(o + 4))
         .expect("unicodePwd metadata")
 }
+
+/// Counts every counter increment by name and labels.
+#[derive(Default)]
+pub struct Counters(pub std::sync::Mutex<Vec<String>>);
+
+struct OneCounter(String, &'static Counters);
+impl metrics::CounterFn for OneCounter {
+    fn increment(&self, _: u64) {
+        self.1.0.lock().unwrap().push(self.0.clone());
+    }
+    fn absolute(&self, _: u64) {}
+}
+
+impl metrics::Recorder for &'static Counters {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        metrics::Counter::from_arc(std::sync::Arc::new(OneCounter(
+            format!("{}{{{}}}", key.name(), labels.join(",")),
+            self,
+        )))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+/// Installs the process-wide counting recorder (once) and returns it.
+pub fn install_counters() -> &'static Counters {
+    static COUNTERS: std::sync::LazyLock<Counters> = std::sync::LazyLock::new(Counters::default);
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| metrics::set_global_recorder(&*COUNTERS).unwrap());
+    &COUNTERS
+}
