@@ -204,7 +204,7 @@ async fn main() -> Res<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,smb=off")),
         )
         .with_writer(std::io::stderr)
         .init();
