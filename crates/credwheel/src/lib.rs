@@ -89,6 +89,36 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Running it: build the service from the configuration (store, key ring,
+//! connections, rotations), then start the scheduler or serve reads and check-outs:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use credwheel::{Config, Credwheel};
+//! use secrecy::ExposeSecret;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::from_path("/etc/credwheel/credwheel.toml")?;
+//! let cw = Credwheel::builder(config).build().await?;
+//! let scheduler = cw.start(); // due rotations, retries, heartbeats, lease expiry
+//!
+//! // Vault's `creds/ROLE`: rotated first if its TTL has passed.
+//! let creds = cw.creds("web-db").await?;
+//! let _password: &str = creds.current.expose_secret();
+//!
+//! // A check-out cycle; check-in rotates the password.
+//! let lent = cw.check_out("ops", "alice", None).await?;
+//! cw.check_in("ops", "alice", Some(&lent.account), false).await?;
+//!
+//! for s in cw.status().await? {
+//!     println!("{} {} {:?}", s.name, s.state.as_str(), s.last_error);
+//! }
+//! scheduler.shutdown(Duration::from_secs(30)).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Security considerations
 //!
 //! - Passwords travel as [`secrecy::SecretString`]; no error, log line or `Debug`
