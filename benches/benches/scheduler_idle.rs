@@ -97,17 +97,31 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for kind in ["memory", "sqlite"] {
-        let store: Arc<dyn StateStore> = if kind == "memory" {
-            Arc::new(MemoryStore::new())
-        } else {
-            Arc::new(
+    for kind in ["memory", "sqlite", "postgres"] {
+        let store: Arc<dyn StateStore> = match kind {
+            "memory" => Arc::new(MemoryStore::new()),
+            "sqlite" => Arc::new(
                 credwheel::state::SqliteStore::open(
                     dir.path().join("state.db"),
                     credwheel::state::SqliteOptions::default(),
                 )
                 .unwrap(),
-            )
+            ),
+            _ => {
+                // The lab's PostgreSQL, when `tools/lab env` was sourced.
+                let Ok(url) = std::env::var("CREDWHEEL_PG_URL") else {
+                    println!("--- postgres store: skipped (no lab)");
+                    continue;
+                };
+                let schema = format!("cw_idle_{}", std::process::id());
+                Arc::new(
+                    rt.block_on(credwheel::state::PgStore::connect(
+                        &url,
+                        credwheel::state::PgOptions::with_schema(schema),
+                    ))
+                    .unwrap(),
+                )
+            }
         };
         println!("--- {kind} store");
         rt.block_on(run(store, kind));
