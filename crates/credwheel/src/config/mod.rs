@@ -71,7 +71,8 @@
 //! schedule = { interval_days = 30, rotate_at = "02:30", time_zone = "Europe/Paris" }
 //! #        or { cron = "0 3 * * SAT", window = "1h" }           (time_zone optional, UTC)
 //! #        or { ttl = "24h" }                                    (lazy: rotate on read)
-//! #        auto_rotation = false turns interval and cron schedules off
+//! #        auto_rotation = false turns interval and cron schedules off (a password
+//! #        never set, without initial_password, is still set once when first seen)
 //! # heartbeat = true            (verify the stored password on the heartbeat interval)
 //! # reconcile_on_drift = false  (reset a password changed behind our back)
 //!

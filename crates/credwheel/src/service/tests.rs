@@ -216,7 +216,7 @@ async fn first_rotation_sets_a_password_nobody_knew_and_publishes_it() {
 }
 
 #[tokio::test]
-async fn a_due_rotation_runs_once_across_three_processes_sharing_a_store() {
+async fn a_due_rotation_runs_once_across_three_instances_sharing_a_store() {
     let w = World::new(
         "",
         &rotation(
