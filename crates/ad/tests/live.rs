@@ -1044,3 +1044,103 @@ async fn the_pool_is_bounded_and_broken_connections_are_replaced() {
     );
     reset(&lab, "svc-app5");
 }
+
+#[tokio::test]
+async fn minimum_tls_version_is_enforced() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    // The lab DC speaks TLS 1.3: a 1.3 minimum works.
+    let client = AdClient::new(
+        base(&lab)
+            .bind(&lab.admin_dn, lab.admin_password.clone())
+            .min_tls_version(credwheel_ad::TlsVersion::Tls13)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    client.check_bind().await.unwrap();
+
+    // A TLS 1.2-only server with the lab's certificate is refused at the handshake.
+    let tls_dir = lab.ca_pem.parent().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("openssl")
+        .args(["s_server", "-quiet", "-tls1_2", "-accept"])
+        .arg(port.to_string())
+        .arg("-cert")
+        .arg(tls_dir.join("server.pem"))
+        .arg("-key")
+        .arg(tls_dir.join("server.key"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "s_server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let client = AdClient::new(
+        Config::builder()
+            .url(format!("ldaps://localhost:{port}"))
+            .ca_pem_file(&lab.ca_pem)
+            .base_dn(&lab.base_dn)
+            .bind(&lab.admin_dn, lab.admin_password.clone())
+            .min_tls_version(credwheel_ad::TlsVersion::Tls13)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = client.check_bind().await.unwrap_err();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_loaded_and_offered() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=credwheel test client"])
+        .arg("-keyout")
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(dir.path().join("cert.pem"))
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(ok, "openssl req");
+    let cert = std::fs::read(dir.path().join("cert.pem")).unwrap();
+    let key = std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
+    let config = base(&lab)
+        .bind(&lab.admin_dn, lab.admin_password.clone())
+        .client_cert(cert.clone(), SecretString::from(key))
+        .build()
+        .unwrap();
+    // The DC does not ask for one, so the bind works as without.
+    AdClient::new(config).unwrap().check_bind().await.unwrap();
+    // A key that is not a key is a configuration error.
+    let e = base(&lab)
+        .bind(&lab.admin_dn, lab.admin_password.clone())
+        .client_cert(cert, SecretString::from("not a key"))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(!e.to_string().contains("not a key"));
+}
