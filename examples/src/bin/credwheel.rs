@@ -6,6 +6,7 @@
 //! credwheel rotate NAME | reconcile NAME | creds ROLE
 //! credwheel check-out SET | check-in SET | library status SET
 //! credwheel run
+//! credwheel reseal
 //! ```
 //!
 //! Output is human-readable by default and JSON with `--json`; logs go to stderr
@@ -125,6 +126,8 @@ enum Command {
         /// The rotation's name.
         name: String,
     },
+    /// Re-seal every stored record under the key ring's active key.
+    Reseal,
     /// Run the scheduler in the foreground, one line per rotation.
     Run,
 }
@@ -413,6 +416,14 @@ async fn operate(
         Command::Resume { name } => {
             cw.resume(&name).await?;
             report_simple(as_json, &name, "resumed");
+        }
+        Command::Reseal => {
+            let (read, resealed) = cw.reseal().await?;
+            if as_json {
+                println!("{}", json!({ "records": read, "resealed": resealed }));
+            } else {
+                println!("{resealed} of {read} records re-sealed under the active key");
+            }
         }
         Command::Run => {
             if !as_json {

@@ -892,6 +892,40 @@ impl Credwheel {
         Ok(())
     }
 
+    /// Re-seals every record of the store under the key ring's active key (after a
+    /// new key was made active). Returns (records read, records re-sealed). Safe to
+    /// run while other instances work: each record is rewritten with a
+    /// compare-and-swap and retried if it changed meanwhile.
+    pub async fn reseal(&self) -> Result<(usize, usize), Error> {
+        let store = &self.inner.store;
+        let (mut read, mut resealed) = (0, 0);
+        let mut after: Option<TargetId> = None;
+        loop {
+            let page = store.list_records(after.as_ref(), 500).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            for mut rec in page {
+                read += 1;
+                for _ in 0..8 {
+                    if !self.inner.sealer.reseal_record(&mut rec)? {
+                        break;
+                    }
+                    match store.compare_and_swap(&rec, rec.version, None).await {
+                        Ok(_) => {
+                            resealed += 1;
+                            break;
+                        }
+                        Err(StateError::Conflict(crate::state::ConflictReason::Version)) => {
+                            rec = store.get_record(&rec.id).await?;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        Ok((read, resealed))
+    }
+
     /// Stops automatic rotation and heartbeats of a rotation until [`resume`](Self::resume).
     pub async fn pause(&self, name: &str) -> Result<(), Error> {
         self.update_meta(name, |meta| meta.paused = true).await

@@ -90,6 +90,8 @@ impl RotationTarget for Fake {
     }
 }
 
+const K1: [u8; 32] = [7; 32];
+
 const HEAD: &str = r#"
 [key_ring]
 active = "k1"
@@ -125,7 +127,7 @@ impl World {
         let text = format!("{HEAD}\n{}\n{rotations}", scheduler(sched));
         World {
             store: Arc::new(MemoryStore::new()),
-            sealer: Arc::new(Sealer::new("k1", Key::generate().unwrap()).unwrap()),
+            sealer: Arc::new(Sealer::new("k1", Key::from_bytes(&K1).unwrap()).unwrap()),
             clock: ManualClock::new(parse_instant(start).unwrap()),
             fake: Arc::new(Fake::default()),
             config: Config::from_toml_str(&text).unwrap(),
@@ -621,4 +623,40 @@ async fn a_rotation_removed_from_the_configuration_stops_being_listed() {
         .await
         .unwrap();
     assert!(due.iter().all(|id| id.account() != "gone"), "{due:?}");
+}
+
+#[tokio::test]
+async fn reseal_moves_every_record_to_the_active_key() {
+    let w = World::new(
+        "",
+        &rotation("r1", "svc1", "{ interval_days = 1 }", IMPORT),
+        "2026-05-01T12:00:00Z",
+    );
+    let cw = w.instance("p").await;
+    cw.rotate_now("r1").await.unwrap();
+    let before = cw.creds("r1").await.unwrap();
+    // A new active key; the old one stays in the ring to open old records.
+    let mut ring2 = Sealer::new("k1", Key::from_bytes(&K1).unwrap()).unwrap();
+    ring2.add_key("k2", Key::generate().unwrap()).unwrap();
+    ring2.set_active("k2").unwrap();
+    let cw2 = Credwheel::builder(w.config.clone())
+        .store(w.store.clone())
+        .sealer(Arc::new(ring2))
+        .clock(Arc::new(w.clock.clone()))
+        .windows_target("h1", w.fake.clone())
+        .ad_target("corp", w.fake.clone())
+        .build()
+        .await
+        .unwrap();
+    let (read, resealed) = cw2.reseal().await.unwrap();
+    assert!(read >= 2 && resealed >= 2, "{read} {resealed}");
+    assert_eq!(cw2.reseal().await.unwrap().1, 0, "nothing left to re-seal");
+    let id = cw2.target_id("r1").unwrap().clone();
+    let rec = w.store.get_record(&id).await.unwrap();
+    assert_eq!(rec.current.unwrap().key_id(), Some("k2"));
+    let after = cw2.creds("r1").await.unwrap();
+    assert_eq!(
+        after.current.expose_secret(),
+        before.current.expose_secret()
+    );
 }
