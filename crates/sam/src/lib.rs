@@ -22,7 +22,7 @@
 //! use std::sync::Arc;
 //!
 //! use credwheel_sam::{SamConfig, SamTarget};
-//! use credwheel_state::{Key, MemoryStore, Rotator, RotatorConfig, Sealer};
+//! use credwheel_state::{Key, MemoryStore, RotateOptions, Rotator, RotatorConfig, Schedule, Sealer};
 //! use secrecy::SecretString;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,10 +39,10 @@
 //! let rotator = Rotator::new(Arc::new(MemoryStore::new()), Arc::new(sealer), RotatorConfig::default());
 //! let id = target.target_id("svc-backup")?;
 //! rotator
-//!     .enroll(&id, &SecretString::from("current password".to_owned()), None)
+//!     .enroll(&id, &SecretString::from("current password".to_owned()), Schedule::None)
 //!     .await?;
 //! rotator
-//!     .rotate(&target, &id, &policy, target.rotation_method())
+//!     .rotate(&target, &id, &policy, RotateOptions::new(target.rotation_method()))
 //!     .await?;
 //! # Ok(())
 //! # }

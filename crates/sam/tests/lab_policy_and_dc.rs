@@ -6,7 +6,9 @@ mod common;
 
 use common::*;
 use credwheel_sam::{Error, SamConfig, SamTarget};
-use credwheel_state::{RotationMethod, RotationOutcome, RotationTarget, TargetErrorKind};
+use credwheel_state::{
+    RotateOptions, RotationMethod, RotationOutcome, RotationTarget, TargetErrorKind,
+};
 use secrecy::SecretString;
 
 #[tokio::test]
@@ -20,15 +22,26 @@ async fn a_password_the_host_policy_refuses_is_rejected_up_front() {
     let t = target(&l);
     let rot = rotator();
     let id = t.target_id(user).unwrap();
-    rot.enroll(&id, &known(user), None).await.unwrap();
+    rot.enroll(&id, &known(user), credwheel_state::Schedule::None)
+        .await
+        .unwrap();
     let checked = t.check_policy(&policy()).await;
     let out = rot
-        .rotate(&t, &id, &policy(), RotationMethod::AdminReset)
+        .rotate(
+            &t,
+            &id,
+            &policy(),
+            RotateOptions::new(RotationMethod::AdminReset),
+        )
         .await;
     set_account_policy(&l, "min password length", before);
     assert!(matches!(checked, Err(Error::HostPolicy(_))), "{checked:?}");
     assert!(
-        matches!(out, Ok(RotationOutcome::Rejected { .. })),
+        matches!(
+            &out,
+            Ok(RotationOutcome::Failed { error, in_doubt: false, .. })
+                if error.kind() == TargetErrorKind::Rejected
+        ),
         "{out:?}"
     );
     let (cur, _) = rot.current_password(&id).await.unwrap();

@@ -11,7 +11,9 @@ use common::*;
 use credwheel_sam::{
     ChangeCall, Error, LoginMethod, NtStatus, PasswordEncryption, SamConfig, SamTarget,
 };
-use credwheel_state::{RotationMethod, RotationOutcome, RotationTarget, TargetErrorKind};
+use credwheel_state::{
+    RotateOptions, RotationMethod, RotationOutcome, RotationTarget, TargetErrorKind,
+};
 use secrecy::SecretString;
 
 /// Rotates `user` through the crash-safe protocol and checks it with outside witnesses.
@@ -25,8 +27,13 @@ async fn rotate_and_witness(
     set_by_hand(l, user, &old);
     let rot = rotator();
     let id = target.target_id(user).unwrap();
-    rot.enroll(&id, &old, None).await.unwrap();
-    let out = rot.rotate(target, &id, &policy(), method).await.unwrap();
+    rot.enroll(&id, &old, credwheel_state::Schedule::None)
+        .await
+        .unwrap();
+    let out = rot
+        .rotate(target, &id, &policy(), RotateOptions::new(method))
+        .await
+        .unwrap();
     assert!(matches!(out, RotationOutcome::Rotated { .. }), "{out:?}");
     let (new, _) = rot.current_password(&id).await.unwrap();
     assert_eq!(smbclient(l, user, &new), Witness::Accepted);
@@ -142,12 +149,22 @@ async fn reconcile_after_a_change_by_hand() {
     set_by_hand(&l, user, &stored);
     let rot = rotator();
     let id = t.target_id(user).unwrap();
-    rot.enroll(&id, &stored, None).await.unwrap();
+    rot.enroll(&id, &stored, credwheel_state::Schedule::None)
+        .await
+        .unwrap();
     // Someone changes it by hand: the stored password no longer works.
     let manual = SecretString::from("Manual-Change-7!".to_owned());
     set_by_hand(&l, user, &manual);
     assert!(!t.verify(&id, &stored).await.unwrap());
-    let out = rot.reconcile(&t, &id, &policy()).await.unwrap();
+    let out = rot
+        .reconcile(
+            &t,
+            &id,
+            &policy(),
+            credwheel_state::ReconcileMethod::AdminReset,
+        )
+        .await
+        .unwrap();
     assert!(matches!(out, RotationOutcome::Rotated { .. }), "{out:?}");
     let (now, _) = rot.current_password(&id).await.unwrap();
     assert_eq!(smbclient(&l, user, &now), Witness::Accepted);
@@ -205,18 +222,30 @@ async fn disabled_account_is_a_typed_error_and_changes_nothing() {
     let t = target(&l);
     let rot = rotator();
     let id = t.target_id(user).unwrap();
-    rot.enroll(&id, &known(user), None).await.unwrap();
+    rot.enroll(&id, &known(user), credwheel_state::Schedule::None)
+        .await
+        .unwrap();
     let res = rot
-        .rotate(&t, &id, &policy(), RotationMethod::AdminReset)
+        .rotate(
+            &t,
+            &id,
+            &policy(),
+            RotateOptions::new(RotationMethod::AdminReset),
+        )
         .await;
     // Verify says why: the account is disabled, not a bad password.
     let v = t.verify(&id, &known(user)).await.unwrap_err();
     set_disabled(&l, user, false);
     match res {
+        Ok(RotationOutcome::Failed {
+            error,
+            in_doubt: false,
+            ..
+        }) => assert_eq!(error.kind(), TargetErrorKind::AccountDisabled, "{error}"),
         Err(credwheel_state::StateError::Target(e)) => {
             assert_eq!(e.kind(), TargetErrorKind::AccountDisabled, "{e}")
         }
-        other => panic!("expected a target error, got {other:?}"),
+        other => panic!("expected a failure that changed nothing, got {other:?}"),
     }
     assert_eq!(v.kind(), TargetErrorKind::AccountDisabled, "{v}");
     let (cur, _) = rot.current_password(&id).await.unwrap();
