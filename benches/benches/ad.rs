@@ -150,7 +150,7 @@ fn main() {
                             .rotate(
                                 target,
                                 id,
-                                p,
+                                &|_: &credwheel::state::TargetId| Ok(p.generate()),
                                 RotateOptions::new(RotationMethod::AdminReset),
                             )
                             .await

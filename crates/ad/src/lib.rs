@@ -44,7 +44,12 @@
 //! );
 //! rotator.enroll(&id, &SecretString::from("known current password"), Schedule::None).await?;
 //! rotator
-//!     .rotate(&target, &id, &policy, RotateOptions::new(RotationMethod::AdminReset))
+//!     .rotate(
+//!         &target,
+//!         &id,
+//!         &|_: &credwheel_state::TargetId| Ok(policy.generate()),
+//!         RotateOptions::new(RotationMethod::AdminReset),
+//!     )
 //!     .await?;
 //! # Ok(())
 //! # }
@@ -163,6 +168,7 @@ mod error;
 mod library;
 mod pool;
 mod roles;
+mod source;
 mod target;
 
 pub use account::{Account, AccountRef, filetime_to_unix_ms};

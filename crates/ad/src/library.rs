@@ -1,6 +1,7 @@
 //! The check-out library: sets of service accounts lent to one borrower at a
 //! time, with a fresh password at every check-in (Vault's AD library).
 
+use crate::source::PolicyGen;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -426,7 +427,7 @@ impl Library {
             }
             match self
                 .rotator
-                .complete_return(&*self.target, &m, &*policy, METHOD, p)
+                .complete_return(&*self.target, &m, &PolicyGen(&policy), METHOD, p)
                 .await
             {
                 Ok(c) if c.member.state == MemberState::Available => n += 1,
@@ -552,7 +553,13 @@ impl Library {
             let Some(lease) = &m.lease else { continue };
             let r = self
                 .rotator
-                .check_in(&*self.target, &lease.lease_id, borrower, &*policy, METHOD)
+                .check_in(
+                    &*self.target,
+                    &lease.lease_id,
+                    borrower,
+                    &PolicyGen(&policy),
+                    METHOD,
+                )
                 .await?;
             let available = matches!(r.rotation, RotationOutcome::Rotated { .. })
                 && r.member.state == MemberState::Available;
@@ -674,7 +681,7 @@ impl Library {
                 .reconcile(
                     &*self.target,
                     &id,
-                    &*policy,
+                    &PolicyGen(&policy),
                     credwheel_state::ReconcileMethod::AdminReset,
                 )
                 .await?;
@@ -703,7 +710,13 @@ impl Library {
             let policy = self.policy_for(&lease.set).await?;
             match self
                 .rotator
-                .check_in(&*self.target, &lease.lease_id, None, &*policy, METHOD)
+                .check_in(
+                    &*self.target,
+                    &lease.lease_id,
+                    None,
+                    &PolicyGen(&policy),
+                    METHOD,
+                )
                 .await
             {
                 Ok(r) => {

@@ -1,6 +1,7 @@
 //! Roles: named service accounts whose passwords rotate lazily past a TTL, as
 //! Vault's AD secrets engine serves them, with the state in a shared store.
 
+use crate::source::PolicyGen;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -541,7 +542,7 @@ impl Roles {
             .wait(self.config.wait);
         let outcome = self
             .rotator
-            .rotate(&*self.target, id, &*role.policy, opts)
+            .rotate(&*self.target, id, &PolicyGen(&role.policy), opts)
             .await?;
         outcome_version(outcome)
     }
@@ -560,7 +561,7 @@ impl Roles {
                 .fresh_credentials(
                     &*self.target,
                     &id,
-                    &*role.policy,
+                    &PolicyGen(&role.policy),
                     role.method(),
                     self.config.wait,
                 )
@@ -633,7 +634,7 @@ impl Roles {
             .wait(self.config.wait);
         let outcome = self
             .rotator
-            .rotate(&*self.target, id, &*role.policy, opts)
+            .rotate(&*self.target, id, &PolicyGen(&role.policy), opts)
             .await?;
         if matches!(outcome, RotationOutcome::Rotated { .. }) {
             metrics::counter!("credwheel_ad_heals_total").increment(1);
@@ -719,7 +720,12 @@ impl Roles {
             let opts = RotateOptions::new(RotationMethod::SelfChange).wait(self.config.wait);
             let outcome = self
                 .rotator
-                .rotate(&*self.target, &id, &self.config.default_policy, opts)
+                .rotate(
+                    &*self.target,
+                    &id,
+                    &PolicyGen(&self.config.default_policy),
+                    opts,
+                )
                 .await?;
             let version = outcome_version(outcome)?;
             let creds = self.rotator.credentials(&id).await?;

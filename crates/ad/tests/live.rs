@@ -61,7 +61,7 @@ async fn rotation_through_the_protocol_binds_with_the_new_password() {
         .rotate(
             &target,
             &id,
-            &policy,
+            &|_: &credwheel_state::TargetId| Ok(policy.generate()),
             RotateOptions::new(RotationMethod::AdminReset),
         )
         .await
@@ -87,7 +87,7 @@ async fn rotation_through_the_protocol_binds_with_the_new_password() {
         .rotate(
             &target,
             &id,
-            &policy,
+            &|_: &credwheel_state::TargetId| Ok(policy.generate()),
             RotateOptions::new(RotationMethod::SelfChange),
         )
         .await
@@ -663,7 +663,7 @@ async fn crash_child() {
         .rotate(
             &target,
             &id,
-            &policy,
+            &|_: &credwheel_state::TargetId| Ok(policy.generate()),
             RotateOptions::new(RotationMethod::AdminReset),
         )
         .await;

@@ -42,7 +42,12 @@
 //!     .enroll(&id, &SecretString::from("current password".to_owned()), Schedule::None)
 //!     .await?;
 //! rotator
-//!     .rotate(&target, &id, &policy, RotateOptions::new(target.rotation_method()))
+//!     .rotate(
+//!         &target,
+//!         &id,
+//!         &|_: &credwheel_state::TargetId| Ok(policy.generate()),
+//!         RotateOptions::new(target.rotation_method()),
+//!     )
 //!     .await?;
 //! # Ok(())
 //! # }

@@ -30,7 +30,7 @@ async fn a_password_the_host_policy_refuses_is_rejected_up_front() {
         .rotate(
             &t,
             &id,
-            &policy(),
+            &|_: &credwheel_state::TargetId| Ok(policy().generate()),
             RotateOptions::new(RotationMethod::AdminReset),
         )
         .await;

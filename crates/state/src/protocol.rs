@@ -75,7 +75,9 @@ pub enum RotationMethod {
     SelfChange,
 }
 
-/// Produces new passwords (e.g. a `credwheel_policy` policy with a CSPRNG).
+/// Produces new passwords. This crate knows no password policy: the facade's
+/// `credwheel::PolicySource` adapts a `credwheel_policy::Policy`, and any closure
+/// `Fn(&TargetId) -> Result<SecretString>` works.
 pub trait PasswordSource: Send + Sync {
     /// A fresh password for `account`.
     fn generate(&self, account: &TargetId) -> Result<SecretString>;
@@ -87,14 +89,6 @@ where
 {
     fn generate(&self, account: &TargetId) -> Result<SecretString> {
         self(account)
-    }
-}
-
-/// A `credwheel_policy` policy generates uniformly random passwords with the
-/// thread-local CSPRNG.
-impl PasswordSource for credwheel_policy::Policy {
-    fn generate(&self, _account: &TargetId) -> Result<SecretString> {
-        Ok(credwheel_policy::Policy::generate(self))
     }
 }
 

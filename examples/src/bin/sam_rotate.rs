@@ -71,7 +71,7 @@ async fn main() -> Res<()> {
         .rotate(
             &target,
             &id,
-            &policy,
+            &credwheel::PolicySource::new(policy),
             credwheel::state::RotateOptions::new(target.rotation_method()),
         )
         .await?;

@@ -1502,19 +1502,6 @@ fn target_error_display_has_no_secret() {
 }
 
 #[tokio::test]
-async fn policy_is_a_password_source() {
-    let w = World::new(realistic).await;
-    let policy = credwheel_policy::Policy::vault_default();
-    let r = w.rotator("p", false);
-    let out = r.rotate(&*w.target, &w.id, &policy, admin()).await.unwrap();
-    assert!(matches!(out, RotationOutcome::Rotated { .. }));
-    let cur = w.stored_current().await;
-    assert_eq!(cur.expose_secret().chars().count(), policy.length());
-    assert_ne!(cur.expose_secret(), INITIAL);
-    w.assert_consistent("policy source").await;
-}
-
-#[tokio::test]
 async fn rotate_finishes_an_interrupted_rotation_instead_of_starting_another() {
     let w = World::new(realistic).await;
     // Crash right after the target took the new password.
