@@ -10,5 +10,5 @@ fuzz_target!(|data: &[u8]| {
     if data.len() > MAX_INPUT {
         return;
     }
-    credwheel_sam::fuzzing::decode_responses(data);
+    credwheel_sam::internal::decode_responses(data);
 });

@@ -1,8 +1,8 @@
 //! Acceptance tests of the facade against the lab's real servers (Samba AD DC,
 //! standalone Samba host, PostgreSQL). Each test first puts its account back to the
 //! lab's seeded password with an outside tool, and checks results with an outside
-//! witness (`smbclient`, `ldapsearch`). Accounts: `cwfacade1`, `cwfacade2` on the
-//! host and `svc-facade1..3` in AD (seeded by `tools/lab` for these tests).
+//! witness (`smbclient`, `ldapsearch`). Accounts: `cwfacade1..3` on the
+//! host and `svc-facade1..4` in AD (seeded by `tools/lab` for these tests).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly.
 
@@ -433,4 +433,73 @@ schedule = { interval_days = 1 }
     );
     smbpasswd(&sam, "cwfacade1", &seeded);
     let _ = SecretString::from(String::new());
+}
+
+/// Method `target` (the account changes its own password with the current one):
+/// the imported password is the starting point, each rotation is a self change,
+/// and the outside witnesses accept what credwheel stored.
+#[tokio::test]
+async fn self_change_rotations_start_from_the_imported_password() {
+    let (Some(ad), Some(sam)) = (credwheel_testlab::ad(), credwheel_testlab::sam()) else {
+        return;
+    };
+    let seeded_host = sam.account_password.expose_secret().to_owned();
+    let seeded_ad = ad.account_password.expose_secret().to_owned();
+    smbpasswd(&sam, "cwfacade3", &seeded_host);
+    samba_tool_setpassword(&ad, "svc-facade4", &seeded_ad);
+    let cfg = config(
+        &ad,
+        &sam,
+        &format!(
+            r#"
+[[rotations]]
+name = "win-self"
+target = {{ windows = {{ host = "winhost", user = "cwfacade3" }} }}
+method = "target"
+initial_password = {{ value = "{seeded_host}" }}
+policy = {{ infisical = {{ length = 24 }} }}
+secrets = {{ username = "WU", password = "WP" }}
+schedule = {{ interval_days = 30 }}
+
+[[rotations]]
+name = "ad-self"
+target = {{ ad = {{ connection = "lab", sam_account_name = "svc-facade4" }} }}
+method = "target"
+initial_password = {{ value = "{seeded_ad}" }}
+policy = {{ ad_complexity = {{ length = 20 }} }}
+secrets = {{ username = "AU", password = "AP" }}
+schedule = {{ interval_days = 30 }}
+"#
+        ),
+    );
+    let cw = build(cfg, Arc::new(MemoryStore::new()), None).await;
+    // Before any rotation the imported passwords are served, and an imported
+    // password is not due before its schedule says so.
+    let before = cw.creds("win-self").await.unwrap();
+    assert_eq!(before.current.expose_secret(), seeded_host);
+    assert_eq!(cw.tick().await.unwrap().rotations, 0);
+    cw.rotate_now("win-self").await.unwrap();
+    cw.rotate_now("ad-self").await.unwrap();
+    let win = cw.creds("win-self").await.unwrap();
+    assert_ne!(win.current.expose_secret(), seeded_host);
+    assert_eq!(win.last.as_ref().unwrap().expose_secret(), seeded_host);
+    assert!(smb_accepts(&sam, "cwfacade3", win.current.expose_secret()));
+    assert!(!smb_accepts(&sam, "cwfacade3", &seeded_host));
+    let adc = cw.creds("ad-self").await.unwrap();
+    assert_ne!(adc.current.expose_secret(), seeded_ad);
+    assert!(ad_accepts(&ad, "svc-facade4", adc.current.expose_secret()));
+    // A second self change proves the stored password was the real one.
+    cw.rotate_now("win-self").await.unwrap();
+    cw.rotate_now("ad-self").await.unwrap();
+    let win2 = cw.creds("win-self").await.unwrap();
+    assert!(smb_accepts(&sam, "cwfacade3", win2.current.expose_secret()));
+    assert!(!smb_accepts(&sam, "cwfacade3", win.current.expose_secret()));
+    let ad2 = cw.creds("ad-self").await.unwrap();
+    assert_ne!(ad2.current.expose_secret(), adc.current.expose_secret());
+    assert!(ad_accepts(&ad, "svc-facade4", ad2.current.expose_secret()));
+    for name in ["win-self", "ad-self"] {
+        assert_eq!(cw.status_of(name).await.unwrap().state, RotationState::Ok);
+    }
+    smbpasswd(&sam, "cwfacade3", &seeded_host);
+    samba_tool_setpassword(&ad, "svc-facade4", &seeded_ad);
 }

@@ -72,6 +72,7 @@ pub async fn run_all(store: Arc<dyn StateStore>) {
     claims(&store).await;
     fencing(&store).await;
     due(&store).await;
+    due_matches_is_due(&store).await;
     paging(&store).await;
     sets_and_leases(&store).await;
     set_settings(&store).await;
@@ -276,6 +277,57 @@ async fn all_due(store: &Arc<dyn StateStore>, now: Millis, kind: &str) -> Vec<Ta
         }
         after = page.last().cloned();
         out.extend(page);
+    }
+}
+
+/// `list_due` lists exactly the records whose [`Record::is_due`] holds, for every
+/// combination of health, pending rotation, schedule time and backoff around `now`
+/// (stores may answer it from an index rather than from `is_due` itself).
+pub async fn due_matches_is_due(store: &Arc<dyn StateStore>) {
+    let kind = format!("dm{}", &new_uuid()[..8]);
+    let now = -3_000_000_000_000;
+    let times = [
+        None,
+        Some(i64::MIN),
+        Some(now - 1),
+        Some(now),
+        Some(now + 1),
+    ];
+    let mut want = HashSet::new();
+    let mut all = Vec::new();
+    for state in 0..3 {
+        for pending in [false, true] {
+            for next_due in times {
+                for retry_at in times {
+                    let mut r = Record::new(unique_id(&kind));
+                    r.state = match state {
+                        0 => RecordState::Ok,
+                        1 => RecordState::InDoubt,
+                        _ => RecordState::NeedsReconcile {
+                            since: 0,
+                            why: Why::new(ReconcileKind::Unknown, "x"),
+                        },
+                    };
+                    if pending {
+                        r.pending =
+                            Some(Pending::new(new_uuid(), Sealed::from_bytes(vec![1]), 0, 1));
+                    }
+                    r.next_due = next_due;
+                    r.retry_at = retry_at;
+                    store.create_record(&r).await.unwrap();
+                    if r.is_due(now) {
+                        want.insert(r.id.clone());
+                    }
+                    all.push(r.id);
+                }
+            }
+        }
+    }
+    assert!(!want.is_empty() && want.len() < all.len());
+    let got: HashSet<_> = all_due(store, now, &kind).await.into_iter().collect();
+    assert_eq!(got, want, "list_due agrees with Record::is_due");
+    for id in all {
+        store.delete_record(&id, 1).await.unwrap();
     }
 }
 

@@ -165,7 +165,7 @@ fn json_has_the_same_structure() {
     let json = r#"{
       "key_ring": { "active": "k1", "keys": [{ "id": "k1", "file": "/etc/cw/k1" }] },
       "connections": { "windows": { "w1": {
-          "address": "10.0.0.1", "admin_user": "admin",
+          "address": "127.0.0.10", "admin_user": "admin",
           "admin_password": { "file": "/etc/cw/w1" } } } },
       "rotations": [{
           "name": "a", "target": { "windows": { "host": "w1", "user": "svc" } },

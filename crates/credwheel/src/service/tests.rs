@@ -98,7 +98,7 @@ active = "k1"
 keys = [{ id = "k1", env = "UNUSED_IN_TESTS" }]
 
 [connections.windows.h1]
-address = "10.9.9.9"
+address = "127.0.0.9"
 admin_user = "admin"
 admin_password = { env = "UNUSED_IN_TESTS" }
 
