@@ -1,6 +1,8 @@
-//! Three `credwheel run` processes sharing one store (the lab's PostgreSQL; an
-//! embedded SQLite file): a rotation due now is rotated exactly once, and
-//! `smbclient` accepts the stored password.
+//! The `credwheel` CLI as separate processes against the lab: three `credwheel
+//! run` processes sharing one store (the lab's PostgreSQL; an embedded SQLite
+//! file) rotate a due rotation exactly once, and `smbclient` accepts the stored
+//! password; a check-out / renew / check-in cycle, one process per command,
+//! witnessed by `ldapsearch`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)] // test helpers fail loudly and say why they skip.
 
@@ -192,4 +194,139 @@ schedule = {{ interval_days = 1 }}
     assert!(!smb_accepts(sam, "cwfacade2", &seeded));
     assert!(!logs.contains(current), "a password reached the logs");
     smbpasswd(sam, "cwfacade2", &seeded);
+}
+
+fn ad_accepts(ad: &credwheel_testlab::AdLab, user: &str, pw: &str) -> bool {
+    let mut child = Command::new("ldapsearch")
+        .env("LDAPTLS_CACERT", &ad.ca_pem)
+        .env("LDAPTLS_REQCERT", "demand")
+        .args(["-x", "-H", &ad.url, "-D", &format!("{user}@example.com")])
+        .args(["-y", "/dev/stdin", "-b", "", "-s", "base", "dn"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(pw.as_bytes())
+        .unwrap();
+    child.wait().unwrap().success()
+}
+
+/// The operator's check-out cycle through the CLI, one process per command on an
+/// embedded store: `check-out` writes the password to a 0600 file (never to the
+/// terminal), `renew` extends only the borrower's lease, `library status` shows
+/// who has it, `check-in` rotates it; `ldapsearch` is the witness.
+#[test]
+fn the_cli_checks_out_renews_and_checks_in_an_ad_account() {
+    let Some(ad) = credwheel_testlab::ad() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("credwheel.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[store]
+sqlite = "{db}"
+
+[key_ring]
+active = "k1"
+keys = [{{ id = "k1", env = "CW_CLI_KEY" }}]
+
+[connections.ad.lab]
+urls = ["{url}"]
+bind_dn = "{bind}"
+bind_password = {{ env = "CREDWHEEL_AD_DELEGATE_PASSWORD" }}
+user_dn = "{ou}"
+ca_file = "{ca}"
+
+[[libraries]]
+name = "ops"
+connection = "lab"
+accounts = ["svc-facade2"]
+ttl = "1h"
+max_ttl = "2h"
+"#,
+            db = dir.path().join("state.db").display(),
+            url = ad.url,
+            bind = ad.delegate_dn,
+            ou = ad.service_ou,
+            ca = ad.ca_pem.display(),
+        ),
+    )
+    .unwrap();
+    let key = "0ddba11c0ffee0ddba11c0ffee0ddba11c0ffee0ddba11c0ffee0ddba11c0ffe";
+    let cw = |args: &[&str]| {
+        let out = cli(&config)
+            .args(args)
+            .env("CW_CLI_KEY", key)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), text, err)
+    };
+    let pw_file = dir.path().join("pw");
+    let (ok, out, err) = cw(&[
+        "check-out",
+        "ops",
+        "--borrower",
+        "alice",
+        "--password-file",
+        pw_file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["account"], "svc-facade2");
+    let password = std::fs::read_to_string(&pw_file).unwrap();
+    let password = password.trim_end_matches('\n');
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&pw_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(!out.contains(password) && !err.contains(password));
+    assert!(ad_accepts(&ad, "svc-facade2", password));
+    // Nothing left for another borrower: a clear error, non-zero exit.
+    let (ok, out, err) = cw(&["check-out", "ops", "--borrower", "bob"]);
+    assert!(!ok && format!("{out}{err}").contains("no service accounts available"));
+    // Only the borrower renews.
+    let (ok, _, _) = cw(&["renew", "ops", "--borrower", "mallory"]);
+    assert!(!ok);
+    let (ok, out, err) = cw(&["renew", "ops", "--borrower", "alice", "--ttl", "30m"]);
+    assert!(ok, "{out}{err}");
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["account"], "svc-facade2");
+    assert_eq!(r["lease_id"], v["lease_id"]);
+    assert!(r["expires_at"].as_str().unwrap() < v["expires_at"].as_str().unwrap());
+    let (ok, out, _) = cw(&["library", "status", "ops"]);
+    assert!(ok);
+    let st: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(st["members"][0]["borrower"], "alice", "{st}");
+    // Someone else cannot check it in; the borrower can, and it is rotated.
+    let (ok, _, _) = cw(&["check-in", "ops", "--borrower", "bob"]);
+    assert!(!ok);
+    let (ok, out, err) = cw(&["check-in", "ops", "--borrower", "alice"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = cw(&[
+        "check-out",
+        "ops",
+        "--borrower",
+        "carol",
+        "--password-file",
+        pw_file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+    let next = std::fs::read_to_string(&pw_file).unwrap();
+    let next = next.trim_end_matches('\n');
+    assert_ne!(next, password, "check-in rotated the password");
+    assert!(ad_accepts(&ad, "svc-facade2", next));
+    let (ok, out, err) = cw(&["check-in", "ops", "--borrower", "carol"]);
+    assert!(ok, "{out}{err}");
 }

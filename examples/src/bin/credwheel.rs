@@ -111,6 +111,20 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Extend a check-out lease (never beyond the library's max_ttl).
+    Renew {
+        /// The library's name.
+        set: String,
+        /// The account whose lease to extend (needed when several are out).
+        #[arg(long)]
+        account: Option<String>,
+        /// How long from now (default and at most: the library's ttl), e.g. "30m".
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Who holds the lease (default: the user running the command).
+        #[arg(long)]
+        borrower: Option<String>,
+    },
     /// Library commands.
     Library {
         #[command(subcommand)]
@@ -380,6 +394,35 @@ async fn operate(
                 );
             } else {
                 println!("checked in {name} to {set}; its password was rotated");
+            }
+        }
+        Command::Renew {
+            set,
+            account,
+            ttl,
+            borrower,
+        } => {
+            let ttl = ttl
+                .map(|t| credwheel::schedule::parse_duration(&t))
+                .transpose()?;
+            let borrower = borrower.unwrap_or_else(default_borrower);
+            let r = cw.renew(&set, &borrower, account.as_deref(), ttl).await?;
+            if as_json {
+                println!(
+                    "{}",
+                    json!({
+                        "library": set, "account": r.account, "lease_id": r.lease_id,
+                        "expires_at": format_instant(r.expires_at),
+                        "max_expires_at": format_instant(r.max_expires_at),
+                    })
+                );
+            } else {
+                println!(
+                    "renewed {} from {set} until {} (at most until {})",
+                    r.account,
+                    format_instant(r.expires_at),
+                    format_instant(r.max_expires_at)
+                );
             }
         }
         Command::Library {

@@ -137,6 +137,20 @@ impl fmt::Debug for CheckedOut {
     }
 }
 
+/// A lease extended by [`Credwheel::renew`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Renewed {
+    /// The account (`sAMAccountName`).
+    pub account: String,
+    /// The lease id.
+    pub lease_id: String,
+    /// When the lease now expires (Unix ms).
+    pub expires_at: Millis,
+    /// The latest it can ever expire (check-out time + the library's `max_ttl`).
+    pub max_expires_at: Millis,
+}
+
 /// One account of a library.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -232,20 +246,9 @@ impl Credwheel {
     ) -> Result<String, Error> {
         let lib = self.library(set)?;
         let any = force || lib.def.disable_check_in_enforcement;
-        let members = self.inner.store.set_members(set).await?;
-        let mut leases: Vec<_> = members
-            .into_iter()
-            .filter_map(|m| m.lease)
-            .filter(|l| any || l.borrower == borrower)
-            .filter(|l| account.is_none_or(|a| lib.username(&l.account).eq_ignore_ascii_case(a)))
-            .collect();
-        let lease = match leases.len() {
-            0 => return Err(lib.err("nothing to check in for this borrower")),
-            1 => leases.remove(0),
-            _ => {
-                return Err(lib.err("several accounts are checked out: name the one to check in"));
-            }
-        };
+        let lease = self
+            .find_lease(lib, borrower, account, any, "check in")
+            .await?;
         let who = (!any).then_some(borrower);
         let done = self
             .inner
@@ -270,6 +273,77 @@ impl Credwheel {
         let name = lib.username(&lease.account);
         tracing::info!(library = set, account = %name, "checked in and rotated");
         Ok(name)
+    }
+
+    /// Extends the lease `borrower` holds on an account of library `set` by `ttl`
+    /// (default and at most: the library's ttl), never beyond the lease's
+    /// `max_ttl` from check-out. Without `account`, the borrower's only lease is
+    /// used. With `disable_check_in_enforcement`, anyone may renew any lease.
+    /// Returns the new expiry (Unix ms); at `max_ttl` it no longer moves.
+    pub async fn renew(
+        &self,
+        set: &str,
+        borrower: &str,
+        account: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> Result<Renewed, Error> {
+        let lib = self.library(set)?;
+        let ttl = ttl.unwrap_or(lib.def.ttl).min(lib.def.ttl);
+        if ttl.is_zero() {
+            return Err(lib.err("the ttl must be greater than 0"));
+        }
+        let any = lib.def.disable_check_in_enforcement;
+        let lease = self
+            .find_lease(lib, borrower, account, any, "renew")
+            .await?;
+        let renewed = match self
+            .inner
+            .rotator
+            .renew(&lease.lease_id, &lease.borrower, Some(ms(ttl)))
+            .await
+        {
+            Ok(l) => l,
+            Err(StateError::NotFound(_)) => {
+                return Err(
+                    lib.err("the lease ended (checked in or expired) before it was renewed")
+                );
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let account = lib.username(&renewed.account);
+        tracing::info!(library = set, account = %account, expires_at = renewed.expires_at, "lease renewed");
+        Ok(Renewed {
+            account,
+            lease_id: renewed.lease_id,
+            expires_at: renewed.expires_at,
+            max_expires_at: renewed.max_expires_at,
+        })
+    }
+
+    /// The one lease of library `lib` that `borrower` (anyone's, with `any`) holds
+    /// on `account` (any account when `None`).
+    async fn find_lease(
+        &self,
+        lib: &ManagedLibrary,
+        borrower: &str,
+        account: Option<&str>,
+        any: bool,
+        what: &str,
+    ) -> Result<crate::state::Lease, Error> {
+        let members = self.inner.store.set_members(&lib.def.name).await?;
+        let mut leases: Vec<_> = members
+            .into_iter()
+            .filter_map(|m| m.lease)
+            .filter(|l| any || l.borrower == borrower)
+            .filter(|l| account.is_none_or(|a| lib.username(&l.account).eq_ignore_ascii_case(a)))
+            .collect();
+        match leases.len() {
+            0 => Err(lib.err(format!("nothing to {what} for this borrower"))),
+            1 => Ok(leases.remove(0)),
+            _ => Err(lib.err(format!(
+                "several accounts are checked out: name the one to {what}"
+            ))),
+        }
     }
 
     /// Which accounts of library `set` are available and who has the others.

@@ -32,7 +32,7 @@ use crate::state::{
     StateStore, SystemClock, TargetErrorKind, TargetId,
 };
 
-pub use library::{CheckedOut, LibraryMember, LibraryStatus};
+pub use library::{CheckedOut, LibraryMember, LibraryStatus, Renewed};
 use meta::Meta;
 pub use meta::RotationState;
 pub use scheduler::{RunHandle, TickReport};

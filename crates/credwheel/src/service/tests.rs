@@ -558,6 +558,65 @@ ttl = "1h"
 }
 
 #[tokio::test]
+async fn a_lease_is_renewed_by_its_borrower_up_to_max_ttl() {
+    let w = World::new(
+        "",
+        r#"
+[[libraries]]
+name = "ops"
+connection = "corp"
+accounts = ["svc-a"]
+ttl = "1h"
+max_ttl = "3h"
+"#,
+        "2026-05-01T12:00:00Z",
+    );
+    let cw = w.instance("p").await;
+    let at = |t: &str| parse_instant(t).unwrap();
+    let out = cw
+        .check_out("ops", "alice", Some(Duration::from_secs(30 * 60)))
+        .await
+        .unwrap();
+    assert_eq!(out.expires_at, at("2026-05-01T12:30:00Z"));
+    w.set("2026-05-01T12:20:00Z");
+    let e = cw.renew("ops", "mallory", None, None).await.unwrap_err();
+    assert!(e.to_string().contains("nothing to renew"), "{e}");
+    // Default: the library's ttl from now; a longer one is cut to it.
+    let r = cw.renew("ops", "alice", None, None).await.unwrap();
+    assert_eq!(r.account, out.account);
+    assert_eq!(r.lease_id, out.lease_id);
+    assert_eq!(r.expires_at, at("2026-05-01T13:20:00Z"));
+    assert_eq!(r.max_expires_at, at("2026-05-01T15:00:00Z"));
+    let r = cw
+        .renew(
+            "ops",
+            "alice",
+            Some("svc-A"),
+            Some(Duration::from_secs(86_400)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.expires_at, at("2026-05-01T13:20:00Z"));
+    w.set("2026-05-01T13:10:00Z");
+    let r = cw.renew("ops", "alice", None, None).await.unwrap();
+    assert_eq!(r.expires_at, at("2026-05-01T14:10:00Z"));
+    // Never beyond max_ttl from check-out.
+    w.set("2026-05-01T14:05:00Z");
+    let r = cw.renew("ops", "alice", None, None).await.unwrap();
+    assert_eq!(r.expires_at, at("2026-05-01T15:00:00Z"));
+    // An expired lease cannot be renewed, even before the reaper ran.
+    w.set("2026-05-01T15:00:01Z");
+    let e = cw.renew("ops", "alice", None, None).await.unwrap_err();
+    assert!(e.to_string().contains("expired"), "{e}");
+    // Renewing did not stop expiry: at max_ttl it is checked in and rotated.
+    assert_eq!(cw.tick().await.unwrap().checked_in, 1);
+    let id = TargetId::new("ad", "corp", "sam:svc-a").unwrap();
+    assert!(!w.fake.accepts(&id, &out.password));
+    let e = cw.renew("ops", "alice", None, None).await.unwrap_err();
+    assert!(e.to_string().contains("nothing to renew"), "{e}");
+}
+
+#[tokio::test]
 async fn the_scheduler_runs_in_the_background_and_stops_gracefully() {
     let w = World::new(
         "tick = \"10ms\"",
