@@ -308,7 +308,7 @@ max_ttl = "2h"
     let (ok, out, _) = cw(&["library", "status", "ops"]);
     assert!(ok);
     let st: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(st["members"][0]["borrower"], "alice", "{st}");
+    assert_eq!(st["accounts"][0]["borrower"], "alice", "{st}");
     // Someone else cannot check it in; the borrower can, and it is rotated.
     let (ok, _, _) = cw(&["check-in", "ops", "--borrower", "bob"]);
     assert!(!ok);
