@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)] // test helpers fail loudly and say why they skip.
 
-use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,42 +18,11 @@ fn cli(config: &std::path::Path) -> Command {
 }
 
 fn smbpasswd(sam: &credwheel_testlab::SamLab, user: &str, pw: &str) {
-    let mut child = Command::new("smbpasswd")
-        .args(["-c", sam.smb_conf.to_str().unwrap(), "-s", "-a", user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{pw}\n{pw}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    sam.set_password(user, pw).unwrap();
 }
 
 fn smb_accepts(sam: &credwheel_testlab::SamLab, user: &str, pw: &str) -> bool {
-    let mut child = Command::new("smbclient")
-        .args([
-            "-p",
-            &sam.port.to_string(),
-            "-L",
-            &format!("//{}", sam.host),
-        ])
-        .args(["--option=client min protocol=SMB3", "-A", "/dev/stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("username = {user}\npassword = {pw}\n").as_bytes())
-        .unwrap();
-    child.wait().unwrap().success()
+    sam.accepts(user, pw).unwrap()
 }
 
 fn interrupt(child: &Child) {
@@ -197,23 +165,7 @@ schedule = {{ interval_days = 1 }}
 }
 
 fn ad_accepts(ad: &credwheel_testlab::AdLab, user: &str, pw: &str) -> bool {
-    let mut child = Command::new("ldapsearch")
-        .env("LDAPTLS_CACERT", &ad.ca_pem)
-        .env("LDAPTLS_REQCERT", "demand")
-        .args(["-x", "-H", &ad.url, "-D", &format!("{user}@example.com")])
-        .args(["-y", "/dev/stdin", "-b", "", "-s", "base", "dn"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(pw.as_bytes())
-        .unwrap();
-    child.wait().unwrap().success()
+    ad.accepts(user, pw).unwrap()
 }
 
 /// The operator's check-out cycle through the CLI, one process per command on an

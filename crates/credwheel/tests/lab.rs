@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,84 +19,20 @@ static CWFACADE1: Mutex<()> = Mutex::const_new(());
 static CWFACADE2: Mutex<()> = Mutex::const_new(());
 static SVC_FACADE1: Mutex<()> = Mutex::const_new(());
 
-fn run(cmd: &mut Command, stdin: &str) -> (bool, String) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 fn smbpasswd(sam: &credwheel_testlab::SamLab, user: &str, pw: &str) {
-    let (ok, text) = run(
-        Command::new("smbpasswd").args(["-c", sam.smb_conf.to_str().unwrap(), "-s", "-a", user]),
-        &format!("{pw}\n{pw}\n"),
-    );
-    assert!(ok, "smbpasswd: {text}");
+    sam.set_password(user, pw).unwrap();
 }
 
 fn smb_accepts(sam: &credwheel_testlab::SamLab, user: &str, pw: &str) -> bool {
-    let (ok, text) = run(
-        Command::new("smbclient")
-            .args([
-                "-p",
-                &sam.port.to_string(),
-                "-L",
-                &format!("//{}", sam.host),
-            ])
-            .args(["--option=client min protocol=SMB3", "-A", "/dev/stdin"]),
-        &format!("username = {user}\npassword = {pw}\n"),
-    );
-    assert!(
-        ok || text.contains("NT_STATUS_LOGON_FAILURE"),
-        "smbclient: {text}"
-    );
-    ok
+    sam.accepts(user, pw).unwrap()
 }
 
 fn samba_tool_setpassword(ad: &credwheel_testlab::AdLab, user: &str, pw: &str) {
-    let out = Command::new("samba-tool")
-        .args(["user", "setpassword", user, &format!("--newpassword={pw}")])
-        .args(["-s", ad.smb_conf.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "samba-tool: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ad.set_password(user, pw).unwrap();
 }
 
 fn ad_accepts(ad: &credwheel_testlab::AdLab, user: &str, pw: &str) -> bool {
-    let (ok, text) = run(
-        Command::new("ldapsearch")
-            .env("LDAPTLS_CACERT", &ad.ca_pem)
-            .env("LDAPTLS_REQCERT", "demand")
-            .args(["-x", "-H", &ad.url, "-D", &format!("{user}@example.com")])
-            .args(["-y", "/dev/stdin", "-b", "", "-s", "base", "dn"]),
-        pw,
-    );
-    assert!(
-        ok || text.contains("Invalid credentials"),
-        "ldapsearch: {text}"
-    );
-    ok
+    ad.accepts(user, pw).unwrap()
 }
 
 fn config(ad: &credwheel_testlab::AdLab, sam: &credwheel_testlab::SamLab, rest: &str) -> Config {

@@ -17,6 +17,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub mod witness;
+pub use witness::WitnessError;
+
 use secrecy::SecretString;
 
 /// The Samba AD domain controller of the lab (realm `EXAMPLE.COM`).

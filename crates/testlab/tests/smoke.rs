@@ -242,3 +242,25 @@ fn missing_lab_fails_under_ci_and_skips_otherwise() {
     let err = String::from_utf8_lossy(&outside.stderr);
     assert!(err.contains("skipping: lab AD DC not configured"), "{err}");
 }
+
+/// The outside witnesses tell a right password from a wrong one, on both servers.
+#[test]
+fn witnesses_tell_right_from_wrong() {
+    use secrecy::ExposeSecret;
+    if let Some(sam) = credwheel_testlab::sam() {
+        let admin_pw = sam.admin_password.expose_secret();
+        assert!(sam.accepts(&sam.admin, admin_pw).expect("smbclient"));
+        assert!(
+            !sam.accepts(&sam.admin, "Wr0ng-Password!")
+                .expect("smbclient")
+        );
+    }
+    if let Some(ad) = credwheel_testlab::ad() {
+        let pw = ad.delegate_password.expose_secret();
+        assert!(ad.accepts("cw-delegate", pw).expect("ldapsearch"));
+        assert!(
+            !ad.accepts("cw-delegate", "Wr0ng-Password!")
+                .expect("ldapsearch")
+        );
+    }
+}

@@ -14,7 +14,6 @@
 use std::error::Error;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use credwheel::schedule::format_instant;
@@ -40,58 +39,14 @@ fn nth(var: &str, n: usize, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-/// Runs a witness with the password on stdin (never on the command line).
-fn witness(cmd: &mut Command, stdin: &str) -> Res<(bool, String)> {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let Some(mut i) = child.stdin.take() {
-        i.write_all(stdin.as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok((out.status.success(), text))
-}
-
 /// `smbclient -L` as `user`: does the Windows host accept `pw`?
 fn smb_accepts(sam: &credwheel_testlab::SamLab, user: &str, pw: &SecretString) -> Res<bool> {
-    let (ok, text) = witness(
-        Command::new("smbclient")
-            .args([
-                "-p",
-                &sam.port.to_string(),
-                "-L",
-                &format!("//{}", sam.host),
-            ])
-            .args(["--option=client min protocol=SMB3", "-A", "/dev/stdin"]),
-        &format!("username = {user}\npassword = {}\n", pw.expose_secret()),
-    )?;
-    if !ok && !text.contains("NT_STATUS_LOGON_FAILURE") {
-        return Err(format!("smbclient failed: {}", text.lines().last().unwrap_or("")).into());
-    }
-    Ok(ok)
+    Ok(sam.accepts_secret(user, pw)?)
 }
 
 /// `ldapsearch` bound as `user@example.com`: does AD accept `pw`?
 fn ad_accepts(ad: &credwheel_testlab::AdLab, user: &str, pw: &SecretString) -> Res<bool> {
-    let (ok, text) = witness(
-        Command::new("ldapsearch")
-            .env("LDAPTLS_CACERT", &ad.ca_pem)
-            .env("LDAPTLS_REQCERT", "demand")
-            .args(["-x", "-H", &ad.url, "-D", &format!("{user}@example.com")])
-            .args(["-y", "/dev/stdin", "-b", "", "-s", "base", "dn"]),
-        pw.expose_secret(),
-    )?;
-    if !ok && !text.contains("Invalid credentials") {
-        return Err(format!("ldapsearch failed: {}", text.lines().last().unwrap_or("")).into());
-    }
-    Ok(ok)
+    Ok(ad.accepts_secret(user, pw)?)
 }
 
 fn yes(b: bool) -> &'static str {
