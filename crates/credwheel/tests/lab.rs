@@ -437,3 +437,58 @@ schedule = {{ interval_days = 30 }}
     smbpasswd(&sam, "cwfacade3", &seeded_host);
     samba_tool_setpassword(&ad, "svc-facade4", &seeded_ad);
 }
+
+/// `[store] postgres` with `ca_file`: the facade reaches a TLS-only PostgreSQL whose
+/// certificate comes from a private CA; without the CA it refuses to start, saying
+/// why.
+#[tokio::test]
+async fn a_postgresql_store_over_tls_with_a_private_ca() {
+    let (Some(pg), Some(tls)) = (credwheel_testlab::pg(), credwheel_testlab::pg_tls()) else {
+        return;
+    };
+    let schema = format!("cw_tls_{}", std::process::id());
+    let text = |ca: &str| {
+        format!(
+            r#"
+[store]
+postgres = "host=127.0.0.1 port={port} user={user} dbname={db}"
+password = {{ env = "CREDWHEEL_PG_PASSWORD" }}
+schema = "{schema}"
+{ca}
+
+[key_ring]
+active = "k1"
+keys = [{{ id = "k1", env = "UNUSED_KEYS_ARE_INJECTED" }}]
+"#,
+            port = tls.port,
+            user = pg.user,
+            db = pg.dbname,
+        )
+    };
+    let with_ca =
+        Config::from_toml_str(&text(&format!("ca_file = \"{}\"", tls.ca_pem.display()))).unwrap();
+    let cw = Credwheel::builder(with_ca)
+        .sealer(sealer())
+        .build()
+        .await
+        .unwrap();
+    assert!(cw.status().await.unwrap().is_empty());
+    let without = Config::from_toml_str(&text("")).unwrap();
+    let err = Credwheel::builder(without)
+        .sealer(sealer())
+        .build()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert!(!err.contains(pg.password.expose_secret()), "{err}");
+    // A CA file that cannot be read is named in the error.
+    let missing = Config::from_toml_str(&text("ca_file = \"/nonexistent/ca.pem\"")).unwrap();
+    let err = Credwheel::builder(missing)
+        .sealer(sealer())
+        .build()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("store.ca_file"), "{err}");
+}

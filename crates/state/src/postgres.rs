@@ -107,7 +107,21 @@ fn pg_err(e: tokio_postgres::Error) -> StateError {
             db.message(),
             db.code().code()
         )),
-        None => StateError::Unavailable(format!("postgres: {e}")),
+        None => {
+            // The causes say what an operator can act on ("error performing TLS
+            // handshake" alone does not: "certificate verify failed" does).
+            let mut text = format!("postgres: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                let c = cause.to_string();
+                if !text.contains(&c) {
+                    text.push_str(": ");
+                    text.push_str(&c);
+                }
+                source = cause.source();
+            }
+            StateError::Unavailable(text)
+        }
     }
 }
 

@@ -119,6 +119,18 @@ pub struct PgLab {
     pub dbname: String,
 }
 
+/// The lab's second PostgreSQL cluster, which accepts TLS connections only, with a
+/// certificate from the lab CA (SAN 127.0.0.1, ::1, localhost).
+#[derive(Debug, Clone)]
+pub struct PgTlsLab {
+    /// A `postgres://` URL (no `sslmode`) with the (throwaway) password in it.
+    pub url: SecretString,
+    /// PEM file of the lab CA.
+    pub ca_pem: PathBuf,
+    /// Its port on 127.0.0.1 (role, password and database as [`PgLab`]'s).
+    pub port: u16,
+}
+
 /// Whether we run under CI, where a missing lab is a failure.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -200,6 +212,20 @@ pub fn sam() -> Option<SamLab> {
         accounts: list("CREDWHEEL_SAM_ACCOUNTS"),
         account_password: secret("CREDWHEEL_SAM_ACCOUNT_PASSWORD"),
         smb_conf: req("CREDWHEEL_SAM_SMB_CONF").into(),
+    })
+}
+
+/// The TLS-only PostgreSQL cluster, or `None` when the lab is not configured
+/// (outside CI).
+pub fn pg_tls() -> Option<PgTlsLab> {
+    if var("CREDWHEEL_PG_TLS_URL").is_none() {
+        missing("PostgreSQL (TLS)", "CREDWHEEL_PG_TLS_URL");
+        return None;
+    }
+    Some(PgTlsLab {
+        url: secret("CREDWHEEL_PG_TLS_URL"),
+        ca_pem: req("CREDWHEEL_PG_TLS_CA").into(),
+        port: port("CREDWHEEL_PG_TLS_PORT"),
     })
 }
 

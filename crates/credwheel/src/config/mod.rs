@@ -16,6 +16,8 @@
 //! sqlite = "/var/lib/credwheel/state.db"      # or: postgres = "host=db user=cw dbname=credwheel"
 //!                                              #     password = { env = "PGPASSWORD" }
 //!                                              #     schema = "credwheel"   (optional)
+//!                                              #     ca_file = "/etc/credwheel/pg-ca.pem" (a
+//!                                              #       private CA; TLS per the sslmode, verified)
 //! [key_ring]
 //! active = "k2"
 //! keys = [
@@ -219,6 +221,9 @@ pub enum StoreConfig {
         password: Option<SecretRef>,
         /// The schema holding credwheel's tables (default: the store's default).
         schema: Option<String>,
+        /// A PEM file of CA certificates trusted for the server's certificate, in
+        /// addition to the system's (TLS follows the connection's `sslmode`).
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -766,6 +771,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 if s.schema.is_some() {
                     errs.contradiction("store.schema", "only with store.postgres");
                 }
+                if s.ca_file.is_some() {
+                    errs.contradiction("store.ca_file", "only with store.postgres");
+                }
                 if path.as_os_str().is_empty() {
                     errs.invalid("store.sqlite", "must not be empty");
                 }
@@ -795,10 +803,14 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                         "must be 1-63 of a-z, 0-9 and _, not starting with a digit",
                     );
                 }
+                if s.ca_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                    errs.invalid("store.ca_file", "must not be empty");
+                }
                 StoreConfig::Postgres {
                     params,
                     password,
                     schema: s.schema,
+                    ca_file: s.ca_file,
                 }
             }
         },

@@ -36,6 +36,8 @@ pub(crate) struct RawStore {
     pub(crate) password: Option<RawSecretRef>,
     #[serde(default)]
     pub(crate) schema: Option<String>,
+    #[serde(default)]
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

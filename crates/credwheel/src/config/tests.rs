@@ -385,6 +385,21 @@ fn contradictions_and_references() {
     ));
     assert!(e.names("store.postgres"), "{e}");
     assert!(!e.to_string().contains("hunter2"));
+    // A CA file is for PostgreSQL only; with it, it is kept.
+    let e = err(&BASE.replace(
+        "sqlite = \"/tmp/cw.db\"",
+        "sqlite = \"/tmp/cw.db\"\nca_file = \"/etc/cw/ca.pem\"",
+    ));
+    assert!(e.names("store.ca_file"), "{e}");
+    let c = Config::from_toml_str(&BASE.replace(
+        "sqlite = \"/tmp/cw.db\"",
+        "postgres = \"host=db user=cw\"\nca_file = \"/etc/cw/ca.pem\"",
+    ))
+    .unwrap();
+    assert!(matches!(
+        c.store,
+        StoreConfig::Postgres { ca_file: Some(ref p), .. } if p == Path::new("/etc/cw/ca.pem")
+    ));
 }
 
 #[test]

@@ -500,6 +500,7 @@ async fn open_store(store: &StoreConfig) -> Result<Arc<dyn StateStore>, Error> {
             params,
             password,
             schema,
+            ca_file,
         } => {
             let url = match password {
                 Some(p) => {
@@ -508,10 +509,17 @@ async fn open_store(store: &StoreConfig) -> Result<Arc<dyn StateStore>, Error> {
                 }
                 None => SecretString::from(params.clone()),
             };
-            let options = match schema {
+            let mut options = match schema {
                 Some(s) => PgOptions::with_schema(s.clone()),
                 None => PgOptions::default(),
             };
+            if let Some(path) = ca_file {
+                let pem = std::fs::read(path).map_err(|e| Error::Connection {
+                    what: "store.ca_file".into(),
+                    message: format!("reading {}: {e}", path.display()),
+                })?;
+                options.ca_pem = Some(pem);
+            }
             let s = PgStore::connect(url.expose_secret(), options).await?;
             Ok(Arc::new(s))
         }

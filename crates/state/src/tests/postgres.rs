@@ -111,6 +111,53 @@ async fn pg_list_due_can_use_the_due_at_index() {
     pg.drop_schema().await;
 }
 
+/// Against the lab's TLS-only cluster: TLS with the server's certificate checked
+/// against the CA given in the options (the system roots do not know the lab CA),
+/// for `sslmode=require` and the default `prefer`; an untrusted certificate and
+/// clear text are refused with an error that says which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_tls_verifies_the_server_certificate() {
+    let Some(lab) = credwheel_testlab::pg_tls() else {
+        return;
+    };
+    let url = lab.url.expose_secret().to_owned();
+    let ca = std::fs::read(&lab.ca_pem).unwrap();
+    let schema = format!("cwt_{}", uuid::Uuid::new_v4().simple());
+    let opts = |ca: Option<&Vec<u8>>| {
+        let mut o = PgOptions::with_schema(&schema);
+        o.ca_pem = ca.cloned();
+        o
+    };
+    // Untrusted certificate: refused, and the error names the cause.
+    let err = PgStore::connect(&format!("{url}?sslmode=require"), opts(None))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, crate::StateError::Unavailable(_)), "{err:?}");
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+    assert!(!text.contains("pg-lab-pass"), "{text}");
+    // Clear text: the server refuses it.
+    assert!(
+        PgStore::connect(&format!("{url}?sslmode=disable"), opts(Some(&ca)))
+            .await
+            .is_err()
+    );
+    // The lab CA: TLS, verified, works (for require, prefer, and by host name).
+    for u in [
+        format!("{url}?sslmode=require"),
+        url.clone(),
+        url.replace("127.0.0.1", "localhost"),
+    ] {
+        let store = PgStore::connect(&u, opts(Some(&ca))).await.unwrap();
+        let id = crate::conformance::unique_id("tls");
+        store
+            .create_record(&crate::Record::new(id.clone()))
+            .await
+            .unwrap();
+        assert_eq!(store.get_record(&id).await.unwrap().version, 1);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_rows_hold_only_ciphertext() {
     let Some(pg) = fresh().await else { return };
