@@ -282,3 +282,106 @@ max_ttl = "2h"
     let (ok, out, err) = cw(&["check-in", "ops", "--borrower", "carol"]);
     assert!(ok, "{out}{err}");
 }
+
+/// `validate --online` asks the targets for their password rules: a policy that the
+/// account's fine-grained policy (svc-app4: `cw-restricted`, minimum length 10)
+/// would refuse is a configuration error naming the field (exit code 2), and `run`
+/// refuses to start on it; a policy that fits passes. No password changes.
+#[test]
+fn validate_online_refuses_a_policy_the_target_would_reject() {
+    let (Some(ad), Some(sam)) = (credwheel_testlab::ad(), credwheel_testlab::sam()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("credwheel.toml");
+    let write = |length: u32| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[store]
+sqlite = "{db}"
+
+[key_ring]
+active = "k1"
+keys = [{{ id = "k1", env = "CW_ONLINE_KEY" }}]
+
+[connections.ad.lab]
+urls = ["{url}"]
+bind_dn = "{bind}"
+bind_password = {{ env = "CREDWHEEL_AD_ADMIN_PASSWORD" }}
+user_dn = "{ou}"
+ca_file = "{ca}"
+
+[connections.windows.winhost]
+address = "{shost}"
+port = {sport}
+admin_user = "{admin}"
+admin_password = {{ env = "CREDWHEEL_SAM_ADMIN_PASSWORD" }}
+
+[[rotations]]
+name = "restricted"
+target = {{ ad = {{ connection = "lab", sam_account_name = "svc-app4" }} }}
+policy = {{ ad_complexity = {{ length = {length} }} }}
+secrets = {{ username = "U", password = "P" }}
+
+[[rotations]]
+name = "local"
+target = {{ windows = {{ host = "winhost", user = "cwlocal5" }} }}
+policy = {{ infisical = {{ length = 24 }} }}
+secrets = {{ username = "LU", password = "LP" }}
+"#,
+                db = dir.path().join("state.db").display(),
+                url = ad.url,
+                bind = ad.admin_dn,
+                ou = ad.service_ou,
+                ca = ad.ca_pem.display(),
+                shost = sam.host,
+                sport = sam.port,
+                admin = sam.admin,
+            ),
+        )
+        .unwrap();
+    };
+    let key = "1234567890abcdef1234567890abcdef1234567890abcdef1234567890abcdef";
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_credwheel"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("CW_ONLINE_KEY", key)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    write(8);
+    let (code, text) = run(&["validate", "--online"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("rotations[0].policy"), "{text}");
+    assert!(text.contains("cw-restricted"), "{text}");
+    assert!(
+        !text.contains("rotations[1].policy (local, windows:winhost/cwlocal5): refused"),
+        "{text}"
+    );
+    let (code, text) = run(&["run"]);
+    assert_eq!(code, Some(2), "run must not start: {text}");
+    write(16);
+    let (code, text) = run(&["validate", "--online"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("rotations[0].policy (restricted, ad:lab/svc-app4): fits"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rotations[1].policy (local, windows:winhost/cwlocal5): fits"),
+        "{text}"
+    );
+}

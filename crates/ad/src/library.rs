@@ -285,11 +285,28 @@ impl Library {
         }
     }
 
-    async fn ids(&self, accounts: &[AccountRef]) -> Result<Vec<TargetId>> {
+    /// The accounts' ids, after checking that each exists and that `policy` meets
+    /// the password rules that apply to it: its fine-grained policy (PSO) when it
+    /// has one, else the domain's. A member whose PSO would refuse the set's
+    /// passwords would otherwise fail its first check-in rotation and stay
+    /// unavailable; this makes it a configuration error naming the account.
+    async fn ids(&self, accounts: &[AccountRef], policy: &Policy) -> Result<Vec<TargetId>> {
         let mut ids = Vec::with_capacity(accounts.len());
         for a in accounts {
             // The account must exist before it is lent.
             self.target.client().find_account(a).await?;
+            self.target
+                .client()
+                .validate_policy(policy, Some(a))
+                .await
+                .map_err(|e| {
+                    if e.kind() == ErrorKind::Config {
+                        let context = format!("account {a}: {}", e.context());
+                        e.with_context(context)
+                    } else {
+                        e
+                    }
+                })?;
             ids.push(self.target.id(a)?);
         }
         Ok(ids)
@@ -313,7 +330,14 @@ impl Library {
                     .validate_policy(&self.policy, None)
                     .await?;
             }
-            let ids = self.ids(accounts).await?;
+            let policy = match options.policy_hcl.as_deref() {
+                Some(h) => Arc::new(
+                    Policy::from_vault_hcl(h)
+                        .map_err(|e| Error::config(format!("set password policy: {e}")))?,
+                ),
+                None => self.policy.clone(),
+            };
+            let ids = self.ids(accounts, &policy).await?;
             match self.rotator.store().get_set(name).await {
                 Ok(_) => {
                     return Err(Error::new(
@@ -351,8 +375,9 @@ impl Library {
         name: &str,
         accounts: &[AccountRef],
     ) -> Result<Vec<AccountStatus>> {
-        let ids = self.ids(accounts).await?;
         self.rotator.store().get_set(name).await?;
+        let policy = self.policy_for(name).await?;
+        let ids = self.ids(accounts, &policy).await?;
         self.add(name, &ids).await?;
         self.status(name).await
     }

@@ -345,3 +345,55 @@ async fn a_set_can_have_its_own_password_policy() {
     assert_eq!(c.password.expose_secret().chars().count(), 32);
     reset(&lab, "svc-app2");
 }
+
+/// A member whose fine-grained password policy (svc-app4: `cw-restricted`, minimum
+/// length 10) would refuse the set's passwords is a configuration error naming the
+/// account, before the set exists; the domain's rules alone (minimum 7) would pass.
+#[tokio::test]
+async fn a_members_fine_grained_policy_is_checked_when_it_joins() {
+    let Some(lab) = credwheel_testlab::ad() else {
+        return;
+    };
+    let lib = library(&lab);
+    let short = r#"
+        length = 8
+        rule "charset" { charset = "abcdefghijklmnopqrstuvwxyz" min-chars = 1 }
+        rule "charset" { charset = "ABCDEFGHIJKLMNOPQRSTUVWXYZ" min-chars = 1 }
+        rule "charset" { charset = "0123456789" min-chars = 1 }
+    "#;
+    let e = lib
+        .create_set(
+            "pso-short",
+            &[AccountRef::sam("svc-app4")],
+            &SetOptions::default().policy_hcl(short),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("svc-app4"), "{text}");
+    assert!(text.contains("cw-restricted"), "{text}");
+    assert!(text.contains("minimum length 10"), "{text}");
+    assert!(
+        lib.status("pso-short").await.is_err(),
+        "the set was not created"
+    );
+    // Joining an existing set is checked the same way.
+    let _g = lock("svc-app5").await;
+    lib.create_set(
+        "pso-join",
+        &[AccountRef::sam("svc-app5")],
+        &SetOptions::default().policy_hcl(short),
+    )
+    .await
+    .unwrap();
+    let e = lib
+        .add_accounts("pso-join", &[AccountRef::sam("svc-app4")])
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("svc-app4"), "{e}");
+    let members = lib.status("pso-join").await.unwrap();
+    assert_eq!(members.len(), 1, "{members:?}");
+    reset(&lab, "svc-app5");
+}

@@ -150,8 +150,8 @@ pub use config::{Config, ConfigError};
 pub use error::Error;
 pub use schedule::{NextDue, Schedule};
 pub use service::{
-    Builder, CheckedOut, Creds, Credwheel, LibraryMember, LibraryStatus, Outcome, Renewed,
-    RotationState, RotationStatus, RunHandle, TickReport, load_key_ring,
+    Builder, CheckedOut, Creds, Credwheel, LibraryMember, LibraryStatus, Outcome, PolicyCheck,
+    PolicyVerdict, Renewed, RotationState, RotationStatus, RunHandle, TickReport, load_key_ring,
 };
 pub use sink::{FileSink, SecretSink, StoreSink};
 pub use source::PolicySource;

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use credwheel::config::{PolicyFormat, SinkConfig, StoreConfig, Target};
 use credwheel::schedule::{NextDue, format_instant};
-use credwheel::{Config, Credwheel, Outcome, RotationStatus};
+use credwheel::{Config, Credwheel, Outcome, PolicyVerdict, RotationStatus};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -59,7 +59,13 @@ enum LogFormat {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Load and validate the configuration, print a summary; starts nothing.
-    Validate,
+    Validate {
+        /// Also open the store and ask each target for its password rules (a
+        /// Windows host's, an AD account's fine-grained or the domain's), and refuse
+        /// a policy the target would reject. Changes no password.
+        #[arg(long)]
+        online: bool,
+    },
     /// Status of every rotation (last success, next due, last error, state).
     Status {
         /// Only the rotations that need an operator (automation stopped).
@@ -197,7 +203,7 @@ fn main() -> ExitCode {
         }
     };
 
-    if let Command::Validate = cli.command {
+    if let Command::Validate { online: false } = cli.command {
         validate(&config, cli.json);
         return ExitCode::SUCCESS;
     }
@@ -213,6 +219,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(operate(config, cli.command, cli.json)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Already reported, field by field.
+        Err(e) if e.is::<PoliciesRefused>() => ExitCode::from(2),
         Err(e) => {
             if cli.json {
                 println!("{}", json!({ "error": e.to_string() }));
@@ -222,6 +230,69 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Some target would refuse the passwords of some policy (reported already).
+#[derive(Debug)]
+struct PoliciesRefused;
+
+impl std::fmt::Display for PoliciesRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a target refuses a password policy")
+    }
+}
+
+impl std::error::Error for PoliciesRefused {}
+
+/// Asks every target for its password rules; prints what does not fit. A refused
+/// policy is a configuration error (exit code 2): nothing starts.
+async fn check_policies(
+    cw: &Credwheel,
+    as_json: bool,
+    print_all: bool,
+) -> Result<(), PoliciesRefused> {
+    let checks = cw.check_policies().await;
+    let refused = checks
+        .iter()
+        .any(|c| matches!(c.verdict, PolicyVerdict::Refused(_)));
+    for c in &checks {
+        let (verdict, why) = match &c.verdict {
+            PolicyVerdict::Fits => ("fits", None),
+            PolicyVerdict::Refused(w) => ("refused", Some(w.as_str())),
+            PolicyVerdict::Unknown(w) => ("unknown", Some(w.as_str())),
+            _ => ("unknown", None),
+        };
+        if let PolicyVerdict::Unknown(w) = &c.verdict {
+            tracing::warn!(field = %c.field, account = %c.account, error = %w, "could not read the target's password rules; rotations will tell");
+        }
+        if !print_all && verdict != "refused" {
+            continue;
+        }
+        if as_json {
+            println!(
+                "{}",
+                json!({ "field": c.field, "name": c.name, "account": c.account, "policy": verdict, "why": why })
+            );
+        } else if let Some(w) = why {
+            let out = format!("  {} ({}, {}): {verdict}: {w}", c.field, c.name, c.account);
+            if verdict == "refused" {
+                eprintln!("{out}")
+            } else {
+                println!("{out}")
+            }
+        } else {
+            println!("  {} ({}, {}): {verdict}", c.field, c.name, c.account);
+        }
+    }
+    if refused {
+        if !as_json {
+            eprintln!(
+                "invalid configuration: a target would refuse the passwords of the policy above; nothing starts"
+            );
+        }
+        return Err(PoliciesRefused);
+    }
+    Ok(())
 }
 
 fn when(t: Option<i64>) -> String {
@@ -292,7 +363,12 @@ async fn operate(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let cw = Credwheel::builder(config).build().await?;
     match command {
-        Command::Validate => {}
+        Command::Validate { .. } => {
+            check_policies(&cw, as_json, true).await?;
+            if !as_json {
+                println!("configuration is valid, and every target accepts its policy");
+            }
+        }
         Command::Status { needs_operator } => {
             let rows = if needs_operator {
                 cw.needs_operator().await?
@@ -469,6 +545,7 @@ async fn operate(
             }
         }
         Command::Run => {
+            check_policies(&cw, as_json, false).await?;
             if !as_json {
                 print_status(&cw.status().await?);
             }

@@ -21,6 +21,8 @@ pub(crate) struct ManagedLibrary {
     pub(crate) target: Arc<dyn RotationTarget>,
     pub(crate) accounts: Vec<(String, TargetId)>,
     pub(crate) source: PolicySource,
+    /// Per account, how to ask AD for its password rules.
+    pub(crate) checkers: Vec<(String, super::check::Checker)>,
 }
 
 impl ManagedLibrary {
@@ -34,6 +36,7 @@ impl ManagedLibrary {
             target,
             accounts,
             source: PolicySource::new(def.policy.clone()),
+            checkers: Vec::new(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! (scheduled, lazy, manual), heartbeats, reconciles and check-out libraries over
 //! one store.
 
+mod check;
 mod library;
 pub(crate) mod meta;
 mod scheduler;
@@ -32,6 +33,7 @@ use crate::state::{
     StateStore, SystemClock, TargetErrorKind, TargetId,
 };
 
+pub use check::{PolicyCheck, PolicyVerdict};
 pub use library::{CheckedOut, LibraryMember, LibraryStatus, Renewed};
 use meta::Meta;
 pub use meta::RotationState;
@@ -118,6 +120,8 @@ pub(crate) struct Managed {
     pub(crate) target: Arc<dyn RotationTarget>,
     pub(crate) source: PolicySource,
     pub(crate) method: RotationMethod,
+    /// Asks the target for its password rules (targets built from the config).
+    pub(crate) checker: Option<check::Checker>,
 }
 
 pub(crate) struct Inner {
@@ -165,6 +169,14 @@ enum Ids {
 }
 
 impl Ids {
+    fn checker(&self, id: &TargetId) -> Option<check::Checker> {
+        match self {
+            Ids::Sam(t) => Some(check::Checker::Sam(t.clone())),
+            Ids::Ad(t) => Some(check::Checker::Ad(t.clone(), id.clone())),
+            Ids::Generic { .. } => None,
+        }
+    }
+
     fn windows(&self, user: &str) -> Result<TargetId, Error> {
         match self {
             Ids::Sam(t) => t.target_id(user).map_err(|e| Error::Connection {
@@ -396,6 +408,11 @@ impl Builder {
                     }
                 }
             };
+            let host_or_connection = match &def.target {
+                Target::Windows { host, .. } => (true, host.clone()),
+                Target::Ad { connection, .. } => (false, connection.clone()),
+            };
+            let checker = ids.get(&host_or_connection).and_then(|i| i.checker(&id));
             let method = match def.method {
                 Method::Target => RotationMethod::SelfChange,
                 _ => RotationMethod::AdminReset,
@@ -409,6 +426,7 @@ impl Builder {
                 target,
                 source: PolicySource::new(def.policy.clone()),
                 method,
+                checker,
             });
         }
 
@@ -423,15 +441,18 @@ impl Builder {
                 return Err(unknown_connection(&def.connection));
             };
             let mut accounts = Vec::new();
+            let mut checkers = Vec::new();
             for a in &def.accounts {
                 let id = i.ad(&AdAccount::SamAccountName(a.clone()))?;
                 lib_by_cred.insert(id.clone(), def.name.clone());
+                if let Some(c) = i.checker(&id) {
+                    checkers.push((a.clone(), c));
+                }
                 accounts.push((a.clone(), id));
             }
-            libraries.insert(
-                def.name.clone(),
-                library::ManagedLibrary::new(def, t, accounts),
-            );
+            let mut lib = library::ManagedLibrary::new(def, t, accounts);
+            lib.checkers = checkers;
+            libraries.insert(def.name.clone(), lib);
         }
 
         // Sinks: the store first, then the configured ones, then extra ones.
