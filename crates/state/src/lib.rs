@@ -139,6 +139,7 @@ mod codec;
 mod error;
 pub mod manual;
 mod memory;
+mod notes;
 mod postgres;
 mod protocol;
 mod seal;

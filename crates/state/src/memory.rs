@@ -62,6 +62,7 @@ fn member(account: &TargetId, m: &MemberSlot) -> SetMember {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    notes: crate::notes::ClaimNotes,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -243,7 +244,14 @@ impl StateStore for MemoryStore {
             slot.holder = None;
             slot.expires_at = 0;
         }
+        drop(g);
+        self.notes
+            .announce(&crate::notes::ClaimNotes::key(&claim.id));
         Ok(())
+    }
+
+    async fn wait_for_release(&self, id: &TargetId, timeout: std::time::Duration) {
+        self.notes.wait(id, timeout).await;
     }
 
     async fn get_claim(&self, id: &TargetId) -> Result<Option<Claim>> {

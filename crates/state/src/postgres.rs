@@ -84,10 +84,21 @@ impl PgOptions {
 /// default) and `require` use TLS with certificate and host name verification
 /// (system roots plus [`PgOptions::ca_pem`]); `prefer` falls back to clear text
 /// only when the server offers no TLS.
+///
+/// Callers waiting for a claim held elsewhere are woken by `NOTIFY` when it is
+/// released (one extra connection per store `LISTEN`s); where notifications do not
+/// arrive (a transaction-pooling proxy, a dropped listener) they poll, so waits
+/// only get longer, never wrong.
 pub struct PgStore {
     pool: Pool,
     schema: String,
     sql: Sql,
+    /// Releases announced by `NOTIFY` (from any process) and by this one.
+    notes: crate::notes::ClaimNotes,
+    /// The `NOTIFY` channel of this schema.
+    channel: String,
+    /// Dropped with the store: stops the `LISTEN` task.
+    _listener: tokio::sync::oneshot::Sender<()>,
 }
 
 impl fmt::Debug for PgStore {
@@ -405,9 +416,12 @@ impl Sql {
                 "UPDATE cw_claims SET expires_at=$5, renewed_at=$6 WHERE kind=$1 \
                  AND scope=$2 AND account=$3 AND token=$4 AND holder IS NOT NULL RETURNING 1",
             ),
+            // Announces the release to waiters in every process (LISTEN), at commit.
             release_claim: t(
-                "UPDATE cw_claims SET holder=NULL, expires_at=0 WHERE kind=$1 AND \
-                 scope=$2 AND account=$3 AND token=$4",
+                "WITH u AS (UPDATE cw_claims SET holder=NULL, expires_at=0 WHERE kind=$1 AND \
+                 scope=$2 AND account=$3 AND token=$4 RETURNING 1) \
+                 SELECT pg_notify($5::text, $1::text || chr(31) || $2::text || chr(31) || \
+                 $3::text) FROM u",
             ),
             get_claim: t(
                 "SELECT token, holder, renewed_at, expires_at FROM cw_claims \
@@ -530,6 +544,76 @@ fn native_tls(options: &PgOptions) -> Result<postgres_native_tls::MakeTlsConnect
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
 
+/// The `NOTIFY` channel announcing released claims of one schema (at most 63
+/// bytes, PostgreSQL's identifier limit; schemas are ASCII).
+fn notify_channel(schema: &str) -> String {
+    let mut c = format!("cw_claims_{schema}");
+    c.truncate(63);
+    c
+}
+
+/// Keeps one connection `LISTEN`ing on `channel` and forwards each payload (an
+/// account key) to waiters; reconnects with backoff; ends when the store is
+/// dropped. Without it waiters poll, so failures are only logged.
+async fn listen<T>(
+    config: tokio_postgres::Config,
+    tls: T,
+    channel: String,
+    tx: tokio::sync::broadcast::Sender<std::sync::Arc<str>>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) where
+    T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+    T::Stream: Sync + Send,
+    T::TlsConnect: Sync + Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    use futures::StreamExt;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let started = tokio::time::Instant::now();
+        let session = async {
+            let (client, mut conn) = config.connect(tls.clone()).await?;
+            let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+            let listen_sql = format!("LISTEN \"{channel}\"");
+            let listening = client.batch_execute(&listen_sql);
+            tokio::pin!(listening);
+            let mut listening_done = false;
+            loop {
+                tokio::select! {
+                    r = &mut listening, if !listening_done => {
+                        r?;
+                        listening_done = true;
+                    }
+                    m = messages.next() => match m {
+                        Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                            let _ = tx.send(std::sync::Arc::from(n.payload()));
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return Err(e),
+                        None => return Ok::<(), tokio_postgres::Error>(()),
+                    },
+                }
+            }
+        };
+        tokio::select! {
+            _ = &mut stopped => return,
+            r = session => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %pg_err(e), "postgres LISTEN connection ended; waiters poll until it is back");
+                }
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            backoff = Duration::from_millis(100);
+        }
+        tokio::select! {
+            _ = &mut stopped => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 impl PgStore {
     /// Connects with a `postgres://` URL or a key=value connection string, with
     /// TLS as its `sslmode` asks (see the type's documentation), creates the schema
@@ -569,6 +653,16 @@ impl PgStore {
         drop(client);
         let _ = driver.await;
         migrated?;
+        let notes = crate::notes::ClaimNotes::new();
+        let channel = notify_channel(&options.schema);
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        tokio::spawn(listen(
+            config.clone(),
+            tls.clone(),
+            channel.clone(),
+            notes.sender(),
+            stopped,
+        ));
         let mgr = Manager::from_config(
             config,
             tls,
@@ -600,6 +694,9 @@ impl PgStore {
             pool,
             sql: Sql::new(&options.schema, options.statement_timeout),
             schema: options.schema,
+            notes,
+            channel,
+            _listener: stop,
         })
     }
 
@@ -977,10 +1074,19 @@ impl StateStore for PgStore {
                 &claim.id.scope(),
                 &claim.id.account(),
                 &token,
+                &self.channel,
             ],
         )
         .await?;
+        // Waiters of this process need not wait for the round trip through the
+        // server (the NOTIFY reaches them too; a second wake-up is harmless).
+        self.notes
+            .announce(&crate::notes::ClaimNotes::key(&claim.id));
         Ok(())
+    }
+
+    async fn wait_for_release(&self, id: &TargetId, timeout: Duration) {
+        self.notes.wait(id, timeout).await;
     }
 
     async fn get_claim(&self, id: &TargetId) -> Result<Option<Claim>> {

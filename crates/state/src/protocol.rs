@@ -882,7 +882,7 @@ impl Rotator {
                 });
             };
             let d = Duration::from_millis(delay).min(limit - waited);
-            tokio::time::sleep(d).await;
+            self.store.wait_for_release(id, d).await;
             delay = (delay * 2).min(POLL_MAX_MS);
             let rec = self.store.get_record(id).await?;
             if skip(&rec)?.is_some() {

@@ -63,6 +63,7 @@ type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
 pub struct SqliteStore {
     shared: Arc<Shared>,
     path: PathBuf,
+    notes: crate::notes::ClaimNotes,
 }
 
 /// What callers and the background committer share.
@@ -265,7 +266,11 @@ impl SqliteStore {
             .name("credwheel-sqlite".into())
             .spawn(move || background(&bg))
             .map_err(|e| StateError::Unavailable(format!("cannot start committer thread: {e}")))?;
-        Ok(Self { shared, path })
+        Ok(Self {
+            shared,
+            path,
+            notes: crate::notes::ClaimNotes::new(),
+        })
     }
 
     /// Operations run so far and the transactions that committed them: with
@@ -1007,6 +1012,7 @@ impl StateStore for SqliteStore {
     }
 
     async fn release_claim(&self, claim: &Claim) -> Result<()> {
+        let key = crate::notes::ClaimNotes::key(&claim.id);
         let claim = claim.clone();
         self.run(move |c| {
             c.prepare_cached(
@@ -1023,7 +1029,13 @@ impl StateStore for SqliteStore {
             .map_err(db_err)?;
             Ok(())
         })
-        .await
+        .await?;
+        self.notes.announce(&key);
+        Ok(())
+    }
+
+    async fn wait_for_release(&self, id: &TargetId, timeout: Duration) {
+        self.notes.wait(id, timeout).await;
     }
 
     async fn get_claim(&self, id: &TargetId) -> Result<Option<Claim>> {

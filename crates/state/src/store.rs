@@ -91,6 +91,16 @@ pub trait StateStore: Send + Sync + 'static {
     /// The account's claim if one is held (not released), possibly lapsed.
     async fn get_claim(&self, id: &TargetId) -> Result<Option<Claim>>;
 
+    /// Waits up to `timeout` for a sign that the claim on `id` was released: a
+    /// hint that shortens a waiting caller's poll, never a guarantee (callers
+    /// re-check the store). The default sleeps for `timeout`. The stores of this
+    /// crate wake waiters of their own process at once; [`PgStore`](crate::PgStore)
+    /// also those of other processes (PostgreSQL `LISTEN`/`NOTIFY`).
+    async fn wait_for_release(&self, id: &TargetId, timeout: std::time::Duration) {
+        let _ = id;
+        tokio::time::sleep(timeout).await;
+    }
+
     // ---- check-out sets ----
 
     /// Creates a set (`expected_version == 0`) or replaces its settings if its

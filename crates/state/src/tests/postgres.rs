@@ -158,6 +158,55 @@ async fn pg_tls_verifies_the_server_certificate() {
     }
 }
 
+/// A claim released by one store instance (another process, as far as PostgreSQL
+/// knows) wakes a caller waiting in another at once, through `NOTIFY`: the wait
+/// ends long before its timeout, and a release of another account does not end it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_a_release_wakes_waiters_in_other_processes() {
+    let Some(pg) = fresh().await else { return };
+    let other: Arc<dyn StateStore> = Arc::new(
+        PgStore::connect(&pg.url, PgOptions::with_schema(&pg.schema))
+            .await
+            .unwrap(),
+    );
+    let id = TargetId::new("ad", "notify", "svc-a").unwrap();
+    let unrelated = TargetId::new("ad", "notify", "svc-b").unwrap();
+    let held = pg.store.claim(&id, "holder", 1, 600_000).await.unwrap();
+    let held_b = pg
+        .store
+        .claim(&unrelated, "holder", 1, 600_000)
+        .await
+        .unwrap();
+    // Give the other instance's LISTEN connection time to start.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let waiter = {
+        let (other, id) = (other.clone(), id.clone());
+        tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            other
+                .wait_for_release(&id, std::time::Duration::from_secs(60))
+                .await;
+            t.elapsed()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    pg.store.release_claim(&held_b).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !waiter.is_finished(),
+        "another account's release is not ours"
+    );
+    pg.store.release_claim(&held).await.unwrap();
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(20), waiter)
+        .await
+        .expect("woken by NOTIFY, not by the 60 s timeout")
+        .unwrap();
+    assert!(waited < std::time::Duration::from_secs(20));
+    // The waiter can take the claim now.
+    other.claim(&id, "next", 2, 600_000).await.unwrap();
+    pg.drop_schema().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_rows_hold_only_ciphertext() {
     let Some(pg) = fresh().await else { return };
