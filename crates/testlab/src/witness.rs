@@ -2,6 +2,8 @@
 //! lab accepts a password and set one behind credwheel's back. Tests trust these
 //! rather than credwheel's own code. Passwords go to the tools on stdin wherever the
 //! tool allows it (`samba-tool user setpassword` only takes one on its command line).
+//! The host's tools run with `_NO_WINBINDD=1`: the lab's DC winbindd sits at
+//! libwbclient's default path and must not be asked about the host's users.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -66,6 +68,7 @@ impl SamLab {
         let (ok, text) = run(
             "smbclient",
             Command::new("smbclient")
+                .env("_NO_WINBINDD", "1")
                 .args(["-p", &self.port.to_string(), "-L"])
                 .arg(format!("//{}", self.host))
                 .args(["--option=client min protocol=SMB3", "-A", "/dev/stdin"]),
@@ -91,6 +94,7 @@ impl SamLab {
         let (ok, text) = run(
             "smbpasswd",
             Command::new("smbpasswd")
+                .env("_NO_WINBINDD", "1")
                 .arg("-c")
                 .arg(&self.smb_conf)
                 .args(["-s", "-a", user]),

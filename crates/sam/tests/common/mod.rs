@@ -42,7 +42,9 @@ pub fn set_by_hand(l: &SamLab, user: &str, pw: &SecretString) {
     let conf = l.smb_conf.to_str().unwrap();
     let p = pw.expose_secret();
     let out = run(
-        Command::new("smbpasswd").args(["-c", conf, "-s", user]),
+        Command::new("smbpasswd")
+            .env("_NO_WINBINDD", "1")
+            .args(["-c", conf, "-s", user]),
         Some(&format!("{p}\n{p}\n")),
     );
     assert!(
@@ -51,7 +53,9 @@ pub fn set_by_hand(l: &SamLab, user: &str, pw: &SecretString) {
         String::from_utf8_lossy(&out.stderr)
     );
     let out = run(
-        Command::new("smbpasswd").args(["-c", conf, "-e", user]),
+        Command::new("smbpasswd")
+            .env("_NO_WINBINDD", "1")
+            .args(["-c", conf, "-e", user]),
         None,
     );
     assert!(
@@ -66,7 +70,9 @@ pub fn set_disabled(l: &SamLab, user: &str, disabled: bool) {
     let conf = l.smb_conf.to_str().unwrap();
     let flag = if disabled { "-d" } else { "-e" };
     let out = run(
-        Command::new("smbpasswd").args(["-c", conf, flag, user]),
+        Command::new("smbpasswd")
+            .env("_NO_WINBINDD", "1")
+            .args(["-c", conf, flag, user]),
         None,
     );
     assert!(
@@ -87,6 +93,7 @@ pub enum Witness {
 pub fn smbclient(l: &SamLab, user: &str, pw: &SecretString) -> Witness {
     let out = run(
         Command::new("smbclient")
+            .env("_NO_WINBINDD", "1")
             .args(["-p", &l.port.to_string(), "-L", &format!("//{}", l.host)])
             .args(["--option=client min protocol=SMB3", "-A", "/dev/stdin"]),
         Some(&format!(
@@ -112,7 +119,12 @@ pub fn smbclient(l: &SamLab, user: &str, pw: &SecretString) -> Witness {
 /// account carries the must-change flag.
 pub fn must_change(l: &SamLab, user: &str) -> bool {
     let conf = l.smb_conf.to_str().unwrap();
-    let out = run(Command::new("pdbedit").args(["-s", conf, "-v", user]), None);
+    let out = run(
+        Command::new("pdbedit")
+            .env("_NO_WINBINDD", "1")
+            .args(["-s", conf, "-v", user]),
+        None,
+    );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let line = text
         .lines()
@@ -125,7 +137,14 @@ pub fn must_change(l: &SamLab, user: &str) -> bool {
 pub fn set_account_policy(l: &SamLab, name: &str, value: u32) {
     let conf = l.smb_conf.to_str().unwrap();
     let out = run(
-        Command::new("pdbedit").args(["-s", conf, "-P", name, "-C", &value.to_string()]),
+        Command::new("pdbedit").env("_NO_WINBINDD", "1").args([
+            "-s",
+            conf,
+            "-P",
+            name,
+            "-C",
+            &value.to_string(),
+        ]),
         None,
     );
     assert!(
@@ -138,7 +157,12 @@ pub fn set_account_policy(l: &SamLab, name: &str, value: u32) {
 /// Reads a pdbedit account policy value.
 pub fn account_policy(l: &SamLab, name: &str) -> u32 {
     let conf = l.smb_conf.to_str().unwrap();
-    let out = run(Command::new("pdbedit").args(["-s", conf, "-P", name]), None);
+    let out = run(
+        Command::new("pdbedit")
+            .env("_NO_WINBINDD", "1")
+            .args(["-s", conf, "-P", name]),
+        None,
+    );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     text.lines()
         .find_map(|l| l.split("value is:").nth(1))
