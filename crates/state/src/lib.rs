@@ -69,7 +69,10 @@
 //! - **Rotation:** [`Rotator::rotate`] with [`RotateOptions`]: method, a
 //!   [`Precondition`] (`Always | IfVersion(v) | IfDue(now) | UnlessBackingOff(now)`),
 //!   a bounded `wait` for a rotation in flight (then [`StateError::InFlight`] says
-//!   when the holder's claim lapses and whether the holder went silent). Outcomes:
+//!   when the holder's claim lapses and whether the holder went silent). A waiter
+//!   polls with backoff (10 ms doubling to 500 ms) and is woken early when the
+//!   claim is released ([`StateStore::wait_for_release`]: in-process for every
+//!   store here, across processes on PostgreSQL through `LISTEN`/`NOTIFY`). Outcomes:
 //!   [`RotationOutcome`] `Rotated | Skipped { version, reason } | Failed { error,
 //!   in_doubt, retry_at } | NeedsReconcile { why }`. [`Rotator::claim`] +
 //!   [`Rotator::rotate_claimed`] run further steps under the same claim; a dropped
