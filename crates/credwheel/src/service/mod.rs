@@ -39,9 +39,13 @@ use meta::Meta;
 pub use meta::RotationState;
 pub use scheduler::{RunHandle, TickReport};
 
-/// How long a process owns a rotation it started (renewed never: rotations are
-/// bounded by the targets' timeouts, well below this).
-const RUN_LEASE_MS: i64 = 180_000;
+/// How long a process owns a rotation it started; renewed every third of it while
+/// the work runs, so a crashed process frees its rotations within this time.
+const RUN_LEASE_MS: i64 = 30_000;
+
+/// The credential claim's length (renewed by the protocol while a target call
+/// runs): a claim left by a crashed process lapses within this time.
+const CLAIM_TTL_MS: i64 = 60_000;
 
 /// The status of one rotation, for operators (`credwheel status`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -345,7 +349,7 @@ impl Builder {
         rc.max_failures = u32::MAX;
         rc.backoff_base_ms = ms(config.scheduler.backoff_initial).max(1);
         rc.backoff_max_ms = ms(config.scheduler.backoff_max).max(rc.backoff_base_ms);
-        rc.claim_ttl_ms = RUN_LEASE_MS - 30_000;
+        rc.claim_ttl_ms = CLAIM_TTL_MS;
         let rotator = Rotator::with_clock(store.clone(), sealer.clone(), clock.clone(), rc);
 
         // Connections.

@@ -392,26 +392,79 @@ impl Credwheel {
         let Some((taken, _)) = self.take(m).await? else {
             return Ok(TickReport::default());
         };
-        // Re-decide on what we took (another process may have just finished it).
-        let (rotate, heartbeat) = self.due_work(m, &taken, self.now());
-        let mut report = TickReport::default();
-        if let Some(slot) = rotate {
-            let jitter = ms(self.inner.config.scheduler.jitter);
-            if jitter > 0 && taken.next_attempt.is_none() {
-                let d = rand::Rng::random_range(&mut rand::rng(), 0..jitter);
-                tokio::time::sleep(Duration::from_millis(d.unsigned_abs())).await;
+        self.renewing(m, async {
+            // Re-decide on what we took (another process may have just finished it).
+            let (rotate, heartbeat) = self.due_work(m, &taken, self.now());
+            let mut report = TickReport::default();
+            if let Some(slot) = rotate {
+                let jitter = ms(self.inner.config.scheduler.jitter);
+                if jitter > 0 && taken.next_attempt.is_none() {
+                    let d = rand::Rng::random_range(&mut rand::rng(), 0..jitter);
+                    tokio::time::sleep(Duration::from_millis(d.unsigned_abs())).await;
+                }
+                report.rotations += 1;
+                let result = self.rotate_once(m, false).await;
+                self.record_rotation(idx, Job::Scheduled, slot, &result)
+                    .await?;
+            } else if heartbeat {
+                report.heartbeats += 1;
+                self.heartbeat(idx).await?;
+            } else {
+                self.finish(idx, |_, _| {}).await?;
             }
-            report.rotations += 1;
-            let result = self.rotate_once(m, false).await;
-            self.record_rotation(idx, Job::Scheduled, slot, &result)
-                .await?;
-        } else if heartbeat {
-            report.heartbeats += 1;
-            self.heartbeat(idx).await?;
-        } else {
-            self.finish(idx, |_, _| {}).await?;
+            Ok(report)
+        })
+        .await
+    }
+
+    /// Runs `work` while keeping this process's run lease on `m` alive (renewed
+    /// every third of the lease), so the lease can be short: a crashed process
+    /// frees the rotation within one lease, whatever the work would have taken.
+    async fn renewing<T>(&self, m: &Managed, work: impl std::future::Future<Output = T>) -> T {
+        let every = Duration::from_millis((super::RUN_LEASE_MS / 3).unsigned_abs());
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                () = tokio::time::sleep(every) => {
+                    if let Err(e) = self.renew_run_lease(m).await {
+                        tracing::warn!(rotation = %m.def.name, error = %e, "renewing the run lease failed");
+                    }
+                }
+            }
         }
-        Ok(report)
+    }
+
+    /// Moves this process's run lease on `m` to a full lease from now (nothing if
+    /// it no longer holds it).
+    async fn renew_run_lease(&self, m: &Managed) -> Result<(), Error> {
+        for _ in 0..8 {
+            let Some(loaded) =
+                meta::load(&*self.inner.store, &self.inner.sealer, &m.meta_id).await?
+            else {
+                return Ok(());
+            };
+            let mine = loaded.meta.running_until.is_some()
+                && loaded.meta.running_by.as_deref() == Some(self.inner.holder.as_str());
+            if !mine {
+                return Ok(());
+            }
+            let mut meta = loaded.meta.clone();
+            meta.running_until = Some(self.now().saturating_add(super::RUN_LEASE_MS));
+            if meta::swap(
+                &*self.inner.store,
+                &self.inner.sealer,
+                &loaded,
+                &meta,
+                meta.running_until,
+            )
+            .await?
+            .is_some()
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Runs one rotation through the protocol and publishes the mapped secrets.
@@ -668,6 +721,16 @@ impl Credwheel {
         let Some((_, _)) = self.take(m).await? else {
             return Ok(None);
         };
+        self.renewing(m, self.run_taken(idx, job)).await
+    }
+
+    /// The work of [`run_exclusive`](Self::run_exclusive), under the run lease.
+    async fn run_taken(
+        &self,
+        idx: usize,
+        job: Job,
+    ) -> Result<Option<Result<Outcome, Error>>, Error> {
+        let m = &self.inner.rotations[idx];
         let result = match job {
             Job::Reconcile => self.rotate_once(m, true).await,
             Job::Lazy => {

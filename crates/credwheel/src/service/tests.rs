@@ -23,6 +23,10 @@ struct Fake {
     locked: AtomicBool,
     writes: AtomicUsize,
     verifies: AtomicUsize,
+    /// While set, password writes wait for `unblock` (after signalling `entered`).
+    blocked: AtomicBool,
+    entered: tokio::sync::Notify,
+    unblock: tokio::sync::Notify,
 }
 
 impl Fake {
@@ -44,6 +48,10 @@ impl RotationTarget for Fake {
         account: &TargetId,
         new_password: &SecretString,
     ) -> Result<(), TargetError> {
+        if self.blocked.load(Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.unblock.notified().await;
+        }
         if self.reject.load(Ordering::SeqCst) {
             return Err(TargetError::new(
                 TargetErrorKind::Rejected,
@@ -555,6 +563,65 @@ ttl = "1h"
     assert!(!w.fake.accepts(&id_b, &b.password));
     let st = cw.library_status("ops").await.unwrap();
     assert!(st.members.iter().all(|m| m.available));
+}
+
+/// A long rotation keeps its run lease (renewed while it runs), so another
+/// instance cannot take the rotation over; a crashed one frees it within one lease
+/// and its claim, so another instance recovers the rotation within about a minute.
+#[tokio::test(start_paused = true)]
+async fn the_run_lease_is_renewed_while_a_rotation_runs_and_lapses_after_a_crash() {
+    let w = World::new(
+        "",
+        &rotation("r1", "svc1", "{ interval_days = 30 }", IMPORT),
+        "2026-05-01T12:00:00Z",
+    );
+    let a = w.instance("a").await;
+    let b = w.instance("b").await;
+    w.fake.blocked.store(true, Ordering::SeqCst);
+    let running = {
+        let a = a.clone();
+        tokio::spawn(async move { a.rotate_now("r1").await })
+    };
+    w.fake.entered.notified().await;
+    // 40 s later (the lease is 30 s): renewed meanwhile, still A's.
+    for _ in 0..4 {
+        w.clock.advance(10_000);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    assert!(
+        matches!(b.rotate_now("r1").await, Err(Error::Busy(_))),
+        "the lease of a running rotation was renewed"
+    );
+    w.fake.blocked.store(false, Ordering::SeqCst);
+    w.fake.unblock.notify_one();
+    assert!(matches!(
+        running.await.unwrap(),
+        Ok(Outcome::Rotated { .. })
+    ));
+    // A crash in the middle of the next one: nothing renews or releases anything.
+    w.fake.blocked.store(true, Ordering::SeqCst);
+    let crashed = {
+        let a = a.clone();
+        tokio::spawn(async move { a.rotate_now("r1").await })
+    };
+    w.fake.entered.notified().await;
+    crashed.abort();
+    std::mem::forget(a); // no drop-time cleanup either
+    w.fake.blocked.store(false, Ordering::SeqCst);
+    // Within the 60 s claim plus the 30 s lease, B rotates it.
+    let mut recovered = false;
+    for _ in 0..12 {
+        w.clock.advance(10_000);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        if let Ok(Outcome::Rotated { .. }) = b.rotate_now("r1").await {
+            recovered = true;
+            break;
+        }
+    }
+    assert!(recovered, "another instance recovered the rotation");
+    let id = b.target_id("r1").unwrap().clone();
+    let creds = b.creds("r1").await.unwrap();
+    assert!(w.fake.accepts(&id, &creds.current));
 }
 
 #[tokio::test]
