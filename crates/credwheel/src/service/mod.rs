@@ -1000,12 +1000,17 @@ impl Credwheel {
 
     /// The current and last password of a rotation, as Vault's `creds/ROLE`: a lazy
     /// (TTL) rotation past its TTL, or one whose password was never set, is rotated
-    /// first.
+    /// first. While another process runs the rotation this waits for it, up to 35 s
+    /// (long enough for the lease of a crashed process to lapse and the interrupted
+    /// rotation to be settled here), then answers [`Error::Busy`].
     pub async fn creds(&self, name: &str) -> Result<Creds, Error> {
         let m = self.managed(name)?;
         let idx = self.inner.by_name[name];
         let mut rotated = false;
-        for _ in 0..50 {
+        // Long enough for a run lease left by a crashed process to lapse.
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis((RUN_LEASE_MS + 5_000).unsigned_abs());
+        while tokio::time::Instant::now() < deadline {
             let now = self.now();
             let rec = self.inner.store.get_record(&m.id).await?;
             let expired = match (
