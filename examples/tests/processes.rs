@@ -17,6 +17,49 @@ fn cli(config: &std::path::Path) -> Command {
     c
 }
 
+/// Runs one `credwheel` command with the sealing key in `key_env`; returns the
+/// exit code, stdout and stderr.
+fn run_cli(
+    config: &std::path::Path,
+    key_env: &str,
+    key: &str,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_credwheel"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env(key_env, key)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `[connections.ad.lab]` bound as `bind_dn` with the password in `password_env`.
+fn ad_connection(ad: &credwheel_testlab::AdLab, bind_dn: &str, password_env: &str) -> String {
+    format!(
+        "[connections.ad.lab]\nurls = [\"{}\"]\nbind_dn = \"{bind_dn}\"\n\
+         bind_password = {{ env = \"{password_env}\" }}\nuser_dn = \"{}\"\nca_file = \"{}\"\n",
+        ad.url,
+        ad.service_ou,
+        ad.ca_pem.display()
+    )
+}
+
+/// `[connections.windows.winhost]` with the lab host's administrator.
+fn windows_connection(sam: &credwheel_testlab::SamLab) -> String {
+    format!(
+        "[connections.windows.winhost]\naddress = \"{}\"\nport = {}\nadmin_user = \"{}\"\n\
+         admin_password = {{ env = \"CREDWHEEL_SAM_ADMIN_PASSWORD\" }}\n",
+        sam.host, sam.port, sam.admin
+    )
+}
+
 fn smbpasswd(sam: &credwheel_testlab::SamLab, user: &str, pw: &str) {
     sam.set_password(user, pw).unwrap();
 }
@@ -77,12 +120,7 @@ keys = [{{ id = "k1", env = "CW_PROCS_KEY" }}]
 tick = "200ms"
 jitter = "300ms"
 
-[connections.windows.winhost]
-address = "{shost}"
-port = {sport}
-admin_user = "{admin}"
-admin_password = {{ env = "CREDWHEEL_SAM_ADMIN_PASSWORD" }}
-
+{windows}
 [[rotations]]
 name = "shared"
 target = {{ windows = {{ host = "winhost", user = "cwfacade2" }} }}
@@ -90,9 +128,7 @@ secrets = {{ username = "U", password = "P" }}
 schedule = {{ interval_days = 1 }}
 "#,
             store = store(dir.path()),
-            shost = sam.host,
-            sport = sam.port,
-            admin = sam.admin,
+            windows = windows_connection(sam),
         ),
     )
     .unwrap();
@@ -190,13 +226,7 @@ sqlite = "{db}"
 active = "k1"
 keys = [{{ id = "k1", env = "CW_CLI_KEY" }}]
 
-[connections.ad.lab]
-urls = ["{url}"]
-bind_dn = "{bind}"
-bind_password = {{ env = "CREDWHEEL_AD_DELEGATE_PASSWORD" }}
-user_dn = "{ou}"
-ca_file = "{ca}"
-
+{ad}
 [[libraries]]
 name = "ops"
 connection = "lab"
@@ -205,24 +235,17 @@ ttl = "1h"
 max_ttl = "2h"
 "#,
             db = dir.path().join("state.db").display(),
-            url = ad.url,
-            bind = ad.delegate_dn,
-            ou = ad.service_ou,
-            ca = ad.ca_pem.display(),
+            ad = ad_connection(&ad, &ad.delegate_dn, "CREDWHEEL_AD_DELEGATE_PASSWORD"),
         ),
     )
     .unwrap();
     let key = "0ddba11c0ffee0ddba11c0ffee0ddba11c0ffee0ddba11c0ffee0ddba11c0ffe";
     let cw = |args: &[&str]| {
-        let out = cli(&config)
-            .args(args)
-            .env("CW_CLI_KEY", key)
-            .env("RUST_LOG", "off")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        (out.status.success(), text, err)
+        let args: Vec<&str> = std::iter::once("--json")
+            .chain(args.iter().copied())
+            .collect();
+        let (code, out, err) = run_cli(&config, "CW_CLI_KEY", key, &args);
+        (code == Some(0), out, err)
     };
     let pw_file = dir.path().join("pw");
     let (ok, out, err) = cw(&[
@@ -306,19 +329,8 @@ sqlite = "{db}"
 active = "k1"
 keys = [{{ id = "k1", env = "CW_ONLINE_KEY" }}]
 
-[connections.ad.lab]
-urls = ["{url}"]
-bind_dn = "{bind}"
-bind_password = {{ env = "CREDWHEEL_AD_ADMIN_PASSWORD" }}
-user_dn = "{ou}"
-ca_file = "{ca}"
-
-[connections.windows.winhost]
-address = "{shost}"
-port = {sport}
-admin_user = "{admin}"
-admin_password = {{ env = "CREDWHEEL_SAM_ADMIN_PASSWORD" }}
-
+{ad}
+{windows}
 [[rotations]]
 name = "restricted"
 target = {{ ad = {{ connection = "lab", sam_account_name = "svc-app4" }} }}
@@ -332,35 +344,16 @@ policy = {{ infisical = {{ length = 24 }} }}
 secrets = {{ username = "LU", password = "LP" }}
 "#,
                 db = dir.path().join("state.db").display(),
-                url = ad.url,
-                bind = ad.admin_dn,
-                ou = ad.service_ou,
-                ca = ad.ca_pem.display(),
-                shost = sam.host,
-                sport = sam.port,
-                admin = sam.admin,
+                ad = ad_connection(&ad, &ad.admin_dn, "CREDWHEEL_AD_ADMIN_PASSWORD"),
+                windows = windows_connection(&sam),
             ),
         )
         .unwrap();
     };
     let key = "1234567890abcdef1234567890abcdef1234567890abcdef1234567890abcdef";
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_credwheel"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env("CW_ONLINE_KEY", key)
-            .env("RUST_LOG", "off")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        let (code, out, err) = run_cli(&config, "CW_ONLINE_KEY", key, args);
+        (code, format!("{out}{err}"))
     };
     write(8);
     let (code, text) = run(&["validate", "--online"]);

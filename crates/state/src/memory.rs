@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use crate::error::{ConflictReason, Missing, Result, StateError};
 use crate::store::StateStore;
 use crate::types::{
-    Claim, ConfigDoc, Fence, Lease, LeaseTerms, MAX_CONFIG_BODY, MemberState, Millis, Record,
-    RecordState, SetConfig, SetInfo, SetMember, TargetId, check_name, new_uuid,
+    Claim, ConfigDoc, Fence, Lease, LeaseTerms, MemberState, Millis, Record, RecordState,
+    SetConfig, SetInfo, SetMember, TargetId, check_name, new_uuid,
 };
 
 #[derive(Default)]
@@ -521,13 +521,7 @@ impl StateStore for MemoryStore {
         body: &[u8],
         expected_version: u64,
     ) -> Result<u64> {
-        check_name("configuration kind", kind)?;
-        check_name("configuration name", name)?;
-        if body.len() > MAX_CONFIG_BODY {
-            return Err(StateError::Invalid(format!(
-                "configuration document larger than {MAX_CONFIG_BODY} bytes"
-            )));
-        }
+        crate::types::check_config_doc(kind, name, body)?;
         let mut g = self.lock();
         let key = (kind.to_owned(), name.to_owned());
         match (g.configs.get_mut(&key), expected_version) {

@@ -14,9 +14,8 @@ use crate::codec;
 use crate::error::{ConflictReason, Missing, Result, StateError};
 use crate::store::StateStore;
 use crate::types::{
-    Claim, ConfigDoc, Fence, Lease, LeaseTerms, MAX_CONFIG_BODY, MemberState, Millis, Pending,
-    Record, Schedule, Sealed, SetConfig, SetInfo, SetMember, TargetId, check_name, new_uuid,
-    to_sql_i64,
+    Claim, ConfigDoc, Fence, Lease, LeaseTerms, MemberState, Millis, Pending, Record, Schedule,
+    Sealed, SetConfig, SetInfo, SetMember, TargetId, check_name, new_uuid, to_sql_i64,
 };
 
 /// Settings of a [`PgStore`].
@@ -1423,13 +1422,7 @@ impl StateStore for PgStore {
         body: &[u8],
         expected_version: u64,
     ) -> Result<u64> {
-        check_name("configuration kind", kind)?;
-        check_name("configuration name", name)?;
-        if body.len() > MAX_CONFIG_BODY {
-            return Err(StateError::Invalid(format!(
-                "configuration document larger than {MAX_CONFIG_BODY} bytes"
-            )));
-        }
+        crate::types::check_config_doc(kind, name, body)?;
         if expected_version == 0 {
             let rows = self
                 .write(&self.sql.insert_config, &[&kind, &name, &body])

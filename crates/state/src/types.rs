@@ -707,6 +707,19 @@ impl fmt::Debug for ConfigDoc {
 /// Longest configuration document accepted (bytes).
 pub const MAX_CONFIG_BODY: usize = 1 << 20;
 
+/// Checks a configuration document's kind, name and size (every store's
+/// `put_config`).
+pub(crate) fn check_config_doc(kind: &str, name: &str, body: &[u8]) -> Result<()> {
+    check_name("configuration kind", kind)?;
+    check_name("configuration name", name)?;
+    if body.len() > MAX_CONFIG_BODY {
+        return Err(StateError::Invalid(format!(
+            "configuration document larger than {MAX_CONFIG_BODY} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// A source of the current time, so tests can control it.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Now, in Unix milliseconds.

@@ -54,6 +54,28 @@ fn run(tool: &'static str, cmd: &mut Command, stdin: &str) -> Result<(bool, Stri
     Ok((out.status.success(), text))
 }
 
+/// A logon witness's answer: success is `true`, a failure whose output contains
+/// `refused` (the tool's words for a wrong password) is `false`, anything else is
+/// an error.
+fn logon(
+    tool: &'static str,
+    cmd: &mut Command,
+    stdin: &str,
+    refused: &str,
+) -> Result<bool, WitnessError> {
+    let (ok, text) = run(tool, cmd, stdin)?;
+    if !ok && !text.contains(refused) {
+        return Err(failed(tool, &text));
+    }
+    Ok(ok)
+}
+
+/// A tool that must succeed.
+fn must(tool: &'static str, cmd: &mut Command, stdin: &str) -> Result<(), WitnessError> {
+    let (ok, text) = run(tool, cmd, stdin)?;
+    if ok { Ok(()) } else { Err(failed(tool, &text)) }
+}
+
 fn failed(tool: &'static str, text: &str) -> WitnessError {
     WitnessError::Failed {
         tool,
@@ -65,7 +87,7 @@ impl SamLab {
     /// `smbclient -L` over SMB 3 as `user`: does the host accept `password`?
     /// `Ok(false)` only for `NT_STATUS_LOGON_FAILURE`.
     pub fn accepts(&self, user: &str, password: &str) -> Result<bool, WitnessError> {
-        let (ok, text) = run(
+        logon(
             "smbclient",
             Command::new("smbclient")
                 .env("_NO_WINBINDD", "1")
@@ -73,11 +95,8 @@ impl SamLab {
                 .arg(format!("//{}", self.host))
                 .args(["--option=client min protocol=SMB3", "-A", "/dev/stdin"]),
             &format!("username = {user}\npassword = {password}\n"),
-        )?;
-        if !ok && !text.contains("NT_STATUS_LOGON_FAILURE") {
-            return Err(failed("smbclient", &text));
-        }
-        Ok(ok)
+            "NT_STATUS_LOGON_FAILURE",
+        )
     }
 
     /// [`accepts`](Self::accepts) for a [`SecretString`].
@@ -91,7 +110,7 @@ impl SamLab {
 
     /// `smbpasswd -a` on the host's own database: sets `user`'s password out of band.
     pub fn set_password(&self, user: &str, password: &str) -> Result<(), WitnessError> {
-        let (ok, text) = run(
+        must(
             "smbpasswd",
             Command::new("smbpasswd")
                 .env("_NO_WINBINDD", "1")
@@ -99,12 +118,7 @@ impl SamLab {
                 .arg(&self.smb_conf)
                 .args(["-s", "-a", user]),
             &format!("{password}\n{password}\n"),
-        )?;
-        if ok {
-            Ok(())
-        } else {
-            Err(failed("smbpasswd", &text))
-        }
+        )
     }
 }
 
@@ -113,7 +127,7 @@ impl AdLab {
     /// `user@example.com`: does AD accept `password`? `Ok(false)` only for
     /// "Invalid credentials".
     pub fn accepts(&self, user: &str, password: &str) -> Result<bool, WitnessError> {
-        let (ok, text) = run(
+        logon(
             "ldapsearch",
             Command::new("ldapsearch")
                 .env("LDAPTLS_CACERT", &self.ca_pem)
@@ -121,11 +135,8 @@ impl AdLab {
                 .args(["-x", "-H", &self.url, "-D", &format!("{user}@example.com")])
                 .args(["-y", "/dev/stdin", "-b", "", "-s", "base", "dn"]),
             password,
-        )?;
-        if !ok && !text.contains("Invalid credentials") {
-            return Err(failed("ldapsearch", &text));
-        }
-        Ok(ok)
+            "Invalid credentials",
+        )
     }
 
     /// [`accepts`](Self::accepts) for a [`SecretString`].
@@ -139,7 +150,7 @@ impl AdLab {
 
     /// `samba-tool user setpassword` on the DC: sets `user`'s password out of band.
     pub fn set_password(&self, user: &str, password: &str) -> Result<(), WitnessError> {
-        let (ok, text) = run(
+        must(
             "samba-tool",
             Command::new("samba-tool")
                 .args(["user", "setpassword", user])
@@ -147,11 +158,6 @@ impl AdLab {
                 .arg("-s")
                 .arg(&self.smb_conf),
             "",
-        )?;
-        if ok {
-            Ok(())
-        } else {
-            Err(failed("samba-tool", &text))
-        }
+        )
     }
 }
